@@ -1,0 +1,672 @@
+#include "engine/engine.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/timefmt.h"
+#include "common/xalloc.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#define job_of(node) container_of(node, struct job, tnode)
+
+/* Blocked fetchers waiting on one queue name, oldest first. */
+struct wait_list {
+    char *name;
+    struct waiter_link *head, *tail;
+};
+
+const char *engine_strerror(int err)
+{
+    switch (err) {
+#define X(name, value, text) \
+    case value: return text;
+        ENGINE_ERRORS(X)
+#undef X
+    default: return "unknown error";
+    }
+}
+
+void engine_config_defaults(struct engine_config *cfg)
+{
+    cfg->dead_max = 100000;
+    cfg->dead_ttl_ns = INT64_C(180) * 86400 * NS_PER_S;
+    cfg->worker_ttl_ns = 60 * NS_PER_S;
+    cfg->seed = 0x2545F491u;
+}
+
+struct engine *engine_new(const struct engine_config *cfg, const struct engine_hooks *hooks)
+{
+    struct engine *e = xcalloc(1, sizeof *e);
+    e->cfg = *cfg;
+    if (hooks)
+        e->hooks = *hooks;
+    strmap_init(&e->jobs);
+    strmap_init(&e->queues);
+    strmap_init(&e->waiting);
+    strmap_init(&e->workers);
+    tset_init(&e->scheduled);
+    tset_init(&e->retries);
+    tset_init(&e->dead);
+    tset_init(&e->working);
+    e->rng = cfg->seed ? cfg->seed : 1;
+    sbuf_init(&e->scratch);
+    return e;
+}
+
+static void queue_free(struct queue *q)
+{
+    free(q->name);
+    free(q);
+}
+
+static void worker_free(struct worker *w)
+{
+    free(w->wid);
+    free(w->hostname);
+    free(w->labels);
+    free(w->v);
+    free(w);
+}
+
+static void drop_all_jobs(struct engine *e)
+{
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);)
+        job_free(val);
+    strmap_release(&e->jobs);
+    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);)
+        queue_free(val);
+    strmap_release(&e->queues);
+    tset_init(&e->scheduled);
+    tset_init(&e->retries);
+    tset_init(&e->dead);
+    tset_init(&e->working);
+}
+
+void engine_free(struct engine *e)
+{
+    if (!e)
+        return;
+    drop_all_jobs(e);
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->waiting, &i, &key, &val);) {
+        struct wait_list *l = val;
+        free(l->name);
+        free(l);
+    }
+    strmap_release(&e->waiting);
+    for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);)
+        worker_free(val);
+    strmap_release(&e->workers);
+    sbuf_release(&e->scratch);
+    free(e);
+}
+
+static uint32_t next_rand(struct engine *e)
+{
+    uint32_t x = e->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return e->rng = x;
+}
+
+static struct day_stats *today(struct engine *e, int64_t now_ns)
+{
+    int64_t day = timefmt_day(now_ns);
+    struct day_stats *d = &e->history[(uint64_t)day % ENGINE_HISTORY_DAYS];
+    if (d->day != day) {
+        d->day = day;
+        d->processed = d->failed = 0;
+    }
+    return d;
+}
+
+struct day_stats engine_day(const struct engine *e, int64_t day)
+{
+    const struct day_stats *d = &e->history[(uint64_t)day % ENGINE_HISTORY_DAYS];
+    if (d->day == day)
+        return *d;
+    return (struct day_stats){.day = day};
+}
+
+/* ---- queues and waiters ---- */
+
+struct queue *engine_queue(struct engine *e, const char *name)
+{
+    return strmap_get(&e->queues, name);
+}
+
+static struct queue *queue_get_or_create(struct engine *e, const char *name)
+{
+    struct queue *q = strmap_get(&e->queues, name);
+    if (!q) {
+        q = xcalloc(1, sizeof *q);
+        q->name = xstrdup(name);
+        strmap_put(&e->queues, q->name, q);
+    }
+    return q;
+}
+
+static void queue_append(struct queue *q, struct job *job)
+{
+    job->qnext = NULL;
+    job->qprev = q->tail;
+    if (q->tail)
+        q->tail->qnext = job;
+    else
+        q->head = job;
+    q->tail = job;
+    q->size++;
+}
+
+static void queue_unlink(struct queue *q, struct job *job)
+{
+    if (job->qprev)
+        job->qprev->qnext = job->qnext;
+    else
+        q->head = job->qnext;
+    if (job->qnext)
+        job->qnext->qprev = job->qprev;
+    else
+        q->tail = job->qprev;
+    job->qprev = job->qnext = NULL;
+    q->size--;
+}
+
+size_t engine_enqueued_total(const struct engine *e)
+{
+    size_t total = 0;
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);)
+        total += ((struct queue *)val)->size;
+    return total;
+}
+
+static void reserve(struct engine *e, struct job *job, const char *wid, int64_t now_ns)
+{
+    job->state = JOB_WORKING;
+    free(job->wid);
+    job->wid = xstrdup(wid ? wid : "");
+    job->reserved_at_ns = now_ns;
+    tset_insert(&e->working, &job->tnode, now_ns + (int64_t)job_reserve_s(job) * NS_PER_S);
+}
+
+void engine_unwait(struct engine *e, struct waiter *w)
+{
+    for (int i = 0; i < w->nlinks; i++) {
+        struct waiter_link *l = &w->links[i];
+        struct wait_list *list = l->list;
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            list->head = l->next;
+        if (l->next)
+            l->next->prev = l->prev;
+        else
+            list->tail = l->prev;
+        if (!list->head) {
+            strmap_del(&e->waiting, list->name);
+            free(list->name);
+            free(list);
+        }
+    }
+    free(w->links);
+    w->links = NULL;
+    w->nlinks = 0;
+}
+
+int engine_wait(struct engine *e, struct waiter *w, const char *const *queues, int n)
+{
+    engine_unwait(e, w);
+    w->links = xcalloc((size_t)(n ? n : 1), sizeof *w->links);
+    for (int i = 0; i < n; i++) {
+        struct queue *q = strmap_get(&e->queues, queues[i]);
+        if (q && q->is_paused)
+            continue;
+        struct wait_list *list = strmap_get(&e->waiting, queues[i]);
+        if (!list) {
+            list = xcalloc(1, sizeof *list);
+            list->name = xstrdup(queues[i]);
+            strmap_put(&e->waiting, list->name, list);
+        } else {
+            int dup = 0; /* FETCH a a: wait once */
+            for (int k = 0; k < w->nlinks; k++)
+                dup |= w->links[k].list == list;
+            if (dup)
+                continue;
+        }
+        struct waiter_link *l = &w->links[w->nlinks++];
+        l->w = w;
+        l->list = list;
+        l->next = NULL;
+        l->prev = list->tail;
+        if (list->tail)
+            list->tail->next = l;
+        else
+            list->head = l;
+        list->tail = l;
+    }
+    return w->nlinks;
+}
+
+/* Hands job to the oldest fetcher blocked on its queue; returns 1 if one took it. */
+static int hand_to_waiter(struct engine *e, struct job *job, int64_t now_ns)
+{
+    struct wait_list *list = strmap_get(&e->waiting, job->queue);
+    if (!list)
+        return 0;
+    struct waiter *w = list->head->w;
+    engine_unwait(e, w);
+    reserve(e, job, w->wid, now_ns);
+    w->deliver(w, job);
+    return 1;
+}
+
+/* Puts job at the end of its queue, or straight into a waiting fetcher's hands. */
+static void enqueue(struct engine *e, struct job *job, int64_t now_ns)
+{
+    struct queue *q = queue_get_or_create(e, job->queue);
+    job->enqueued_at_ns = now_ns;
+    job->state = JOB_ENQUEUED;
+    /* Only an empty queue may skip the line: older jobs go first. */
+    if (!q->is_paused && q->size == 0 && hand_to_waiter(e, job, now_ns))
+        return;
+    queue_append(q, job);
+}
+
+/* ---- lifecycle ---- */
+
+static void forget(struct engine *e, struct job *job)
+{
+    strmap_del(&e->jobs, job->jid);
+    job_free(job);
+}
+
+/* Takes job out of wherever it is, leaving it indexed but placed nowhere. */
+static void unplace(struct engine *e, struct job *job)
+{
+    switch (job->state) {
+    case JOB_ENQUEUED: queue_unlink(engine_queue(e, job->queue), job); break;
+    case JOB_SCHEDULED: tset_remove(&e->scheduled, &job->tnode); break;
+    case JOB_RETRY: tset_remove(&e->retries, &job->tnode); break;
+    case JOB_DEAD: tset_remove(&e->dead, &job->tnode); break;
+    case JOB_WORKING: tset_remove(&e->working, &job->tnode); break;
+    case JOB_NEW: break;
+    }
+    job->state = JOB_NEW;
+}
+
+static void kill_job(struct engine *e, struct job *job, int64_t now_ns)
+{
+    job->state = JOB_DEAD;
+    tset_insert(&e->dead, &job->tnode, now_ns + e->cfg.dead_ttl_ns);
+    /* The cap drops the jobs closest to expiry: the oldest deaths. */
+    while (e->cfg.dead_max && e->dead.count > e->cfg.dead_max) {
+        struct job *old = job_of(tset_min(&e->dead));
+        tset_remove(&e->dead, &old->tnode);
+        e->dead_dropped++;
+        forget(e, old);
+    }
+}
+
+int engine_push(struct engine *e, struct job *job, int64_t now_ns)
+{
+    struct job *old = strmap_get(&e->jobs, job->jid);
+    if (old) {
+        /* A client re-sending a push whose reply it lost gets OK, not a twin. */
+        if (old->body_len == job->body_len && memcmp(old->body, job->body, job->body_len) == 0 &&
+            strcmp(old->queue, job->queue) == 0)
+            return 1;
+        return ENGINE_EEXIST;
+    }
+    strmap_put(&e->jobs, job->jid, job);
+    if (job->at_ns > now_ns) {
+        job->state = JOB_SCHEDULED;
+        tset_insert(&e->scheduled, &job->tnode, job->at_ns);
+        queue_get_or_create(e, job->queue); /* the queue is known from its first push */
+    } else {
+        enqueue(e, job, now_ns);
+    }
+    return 0;
+}
+
+struct job *engine_fetch(struct engine *e, const char *const *queues, int n, const char *wid,
+                         int64_t now_ns)
+{
+    for (int i = 0; i < n; i++) {
+        struct queue *q = strmap_get(&e->queues, queues[i]);
+        if (!q || q->is_paused || !q->head)
+            continue;
+        struct job *job = q->head;
+        queue_unlink(q, job);
+        reserve(e, job, wid, now_ns);
+        return job;
+    }
+    return NULL;
+}
+
+static struct job *working_job(struct engine *e, const char *jid)
+{
+    struct job *job = strmap_get(&e->jobs, jid);
+    return job && job->state == JOB_WORKING ? job : NULL;
+}
+
+int engine_ack(struct engine *e, const char *jid, int64_t now_ns)
+{
+    struct job *job = working_job(e, jid);
+    if (!job)
+        return ENGINE_ENOTFOUND;
+    unplace(e, job);
+    e->processed++;
+    today(e, now_ns)->processed++;
+    forget(e, job);
+    return 0;
+}
+
+/* Failure bookkeeping shared by FAIL and reservation expiry; job is unplaced. */
+static void fail_job(struct engine *e, struct job *job, const char *errtype, const char *message,
+                     const char *backtrace_json, int64_t now_ns)
+{
+    struct day_stats *d = today(e, now_ns);
+    e->processed++;
+    e->failures++;
+    d->processed++;
+    d->failed++;
+    job_record_failure(job, errtype, message, backtrace_json, now_ns);
+    if (job->retry == 0) {
+        forget(e, job);
+        return;
+    }
+    if (job->failure->retry_count < job->retry) {
+        int64_t at = now_ns + job_backoff_s(job->failure->retry_count, next_rand(e) % 30) * NS_PER_S;
+        job->failure->next_at_ns = at;
+        job->state = JOB_RETRY;
+        tset_insert(&e->retries, &job->tnode, at);
+        return;
+    }
+    kill_job(e, job, now_ns);
+}
+
+int engine_fail(struct engine *e, const char *jid, const char *errtype, const char *message,
+                const char *backtrace_json, int64_t now_ns)
+{
+    struct job *job = working_job(e, jid);
+    if (!job)
+        return ENGINE_ENOTFOUND;
+    unplace(e, job);
+    fail_job(e, job, errtype, message, backtrace_json, now_ns);
+    return 0;
+}
+
+/* ---- workers ---- */
+
+struct worker *engine_worker(struct engine *e, const char *wid)
+{
+    return strmap_get(&e->workers, wid);
+}
+
+void engine_worker_attach(struct engine *e, const struct worker_hello *h, int64_t now_ns)
+{
+    struct worker *w = strmap_get(&e->workers, h->wid);
+    if (!w) {
+        w = xcalloc(1, sizeof *w);
+        w->wid = xstrdup(h->wid);
+        w->hostname = xstrdup(h->hostname ? h->hostname : "");
+        w->labels = xstrdup(h->labels ? h->labels : "[]");
+        w->v = xstrdup(h->v ? h->v : "2");
+        w->pid = h->pid;
+        w->rss_kb = h->rss_kb;
+        w->started_at_ns = now_ns;
+        w->last_beat_ns = now_ns;
+        strmap_put(&e->workers, w->wid, w);
+    }
+    w->nconns++;
+}
+
+void engine_worker_detach(struct engine *e, const char *wid)
+{
+    struct worker *w = strmap_get(&e->workers, wid);
+    if (w && --w->nconns <= 0) {
+        strmap_del(&e->workers, wid);
+        worker_free(w);
+    }
+}
+
+int engine_worker_signal(struct engine *e, const char *wid, enum worker_state state)
+{
+    struct worker *w = strmap_get(&e->workers, wid);
+    if (!w)
+        return ENGINE_EUNKNOWN_WORKER;
+    if (state > w->state)
+        w->state = state; /* one way: running -> quiet -> terminate */
+    return 0;
+}
+
+int engine_beat(struct engine *e, const char *wid, const char *state, int64_t rss_kb,
+                int64_t now_ns, enum worker_state *out)
+{
+    struct worker *w = strmap_get(&e->workers, wid);
+    if (!w)
+        return ENGINE_EUNKNOWN_WORKER;
+    w->last_beat_ns = now_ns;
+    if (rss_kb > 0)
+        w->rss_kb = rss_kb;
+    if (state && strcmp(state, "quiet") == 0)
+        engine_worker_signal(e, wid, WORKER_QUIET);
+    else if (state && strcmp(state, "terminate") == 0)
+        engine_worker_signal(e, wid, WORKER_TERMINATE);
+    *out = w->state;
+    return 0;
+}
+
+/* ---- queue administration ---- */
+
+typedef void (*queue_fn)(struct engine *e, struct queue *q);
+
+static void each_queue(struct engine *e, const char *name, queue_fn fn)
+{
+    if (strcmp(name, "*") != 0) {
+        struct queue *q = strmap_get(&e->queues, name);
+        if (q)
+            fn(e, q);
+        return;
+    }
+    /* Collect first: fn may remove the queue from the map. */
+    size_t n = e->queues.count, k = 0;
+    struct queue **all = xcalloc(n ? n : 1, sizeof *all);
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);)
+        all[k++] = val;
+    for (size_t i = 0; i < k; i++)
+        fn(e, all[i]);
+    free(all);
+}
+
+static void do_pause(struct engine *e, struct queue *q)
+{
+    q->is_paused = 1;
+}
+
+static void do_resume(struct engine *e, struct queue *q)
+{
+    q->is_paused = 0;
+    /* Fetchers that blocked while it was paused get its backlog now. */
+    struct wait_list *list;
+    while (q->head && (list = strmap_get(&e->waiting, q->name))) {
+        struct job *job = q->head;
+        queue_unlink(q, job);
+        struct waiter *w = list->head->w;
+        engine_unwait(e, w);
+        reserve(e, job, w->wid, e->op_now_ns);
+        w->deliver(w, job);
+    }
+}
+
+static void do_remove(struct engine *e, struct queue *q)
+{
+    while (q->head) {
+        struct job *job = q->head;
+        queue_unlink(q, job);
+        forget(e, job);
+    }
+    strmap_del(&e->queues, q->name);
+    queue_free(q);
+}
+
+void engine_queue_pause(struct engine *e, const char *name)
+{
+    each_queue(e, name, do_pause);
+}
+
+void engine_queue_resume(struct engine *e, const char *name, int64_t now_ns)
+{
+    e->op_now_ns = now_ns;
+    each_queue(e, name, do_resume);
+}
+
+void engine_queue_remove(struct engine *e, const char *name)
+{
+    each_queue(e, name, do_remove);
+}
+
+double engine_queue_latency(struct engine *e, const char *name, int64_t now_ns)
+{
+    struct queue *q = strmap_get(&e->queues, name);
+    if (!q || !q->head)
+        return 0.0;
+    int64_t d = now_ns - q->head->enqueued_at_ns;
+    return d > 0 ? (double)d / (double)NS_PER_S : 0.0;
+}
+
+/* ---- mutate ---- */
+
+struct mutate_scan {
+    struct engine *e;
+    const struct mutate_filter *f;
+    struct job **hits;
+    size_t n, cap;
+};
+
+static int mutate_match(struct tset_node *node, void *arg)
+{
+    struct mutate_scan *s = arg;
+    const struct mutate_filter *f = s->f;
+    struct job *job = job_of(node);
+    int hit = 1;
+    if (f && f->n_jids > 0) {
+        hit = 0;
+        for (int i = 0; i < f->n_jids && !hit; i++)
+            hit = strcmp(f->jids[i], job->jid) == 0;
+    } else if (f && f->glob && *f->glob) {
+        sbuf_reset(&s->e->scratch);
+        job_render(job, &s->e->scratch);
+        hit = fnmatch(f->glob, s->e->scratch.buf, 0) == 0;
+        if (hit && f->jobtype && *f->jobtype)
+            hit = strcmp(job->jobtype, f->jobtype) == 0;
+    } else if (f && f->jobtype && *f->jobtype) {
+        hit = strcmp(job->jobtype, f->jobtype) == 0;
+    }
+    if (hit) {
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 64;
+            s->hits = xrealloc(s->hits, s->cap * sizeof *s->hits);
+        }
+        s->hits[s->n++] = job;
+    }
+    return 0;
+}
+
+size_t engine_mutate(struct engine *e, enum mutate_cmd cmd, enum mutate_target target,
+                     const struct mutate_filter *filter, int64_t now_ns)
+{
+    struct tset *set = target == TARGET_SCHEDULED ? &e->scheduled
+                       : target == TARGET_RETRIES ? &e->retries
+                                                  : &e->dead;
+    struct mutate_scan scan = {.e = e, .f = cmd == MUTATE_CLEAR ? NULL : filter};
+    tset_walk(set, mutate_match, &scan);
+    for (size_t i = 0; i < scan.n; i++) {
+        struct job *job = scan.hits[i];
+        unplace(e, job);
+        switch (cmd) {
+        case MUTATE_CLEAR:
+        case MUTATE_DISCARD: forget(e, job); break;
+        case MUTATE_KILL: kill_job(e, job, now_ns); break;
+        case MUTATE_REQUEUE: enqueue(e, job, now_ns); break;
+        }
+    }
+    free(scan.hits);
+    return scan.n;
+}
+
+void engine_flush(struct engine *e)
+{
+    drop_all_jobs(e);
+    e->processed = e->failures = 0;
+    e->dead_dropped = e->expired_reservations = 0;
+    memset(e->history, 0, sizeof e->history);
+}
+
+/* ---- time ---- */
+
+int64_t engine_tick(struct engine *e, int64_t now_ns)
+{
+    struct tset_node *n;
+    while ((n = tset_min(&e->scheduled)) && n->score_ns <= now_ns) {
+        struct job *job = job_of(n);
+        unplace(e, job);
+        enqueue(e, job, now_ns);
+    }
+    while ((n = tset_min(&e->retries)) && n->score_ns <= now_ns) {
+        struct job *job = job_of(n);
+        unplace(e, job);
+        enqueue(e, job, now_ns);
+    }
+    while ((n = tset_min(&e->working)) && n->score_ns <= now_ns) {
+        struct job *job = job_of(n);
+        unplace(e, job);
+        e->expired_reservations++;
+        fail_job(e, job, "ReservationExpired", "job reservation expired", NULL, now_ns);
+    }
+    while ((n = tset_min(&e->dead)) && n->score_ns <= now_ns) {
+        struct job *job = job_of(n);
+        unplace(e, job);
+        e->dead_dropped++;
+        forget(e, job);
+    }
+
+    /* Reap processes silent too long: collect, then tell the server, then drop. */
+    char **reaped = NULL;
+    size_t nreaped = 0;
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);) {
+        struct worker *w = val;
+        if (now_ns - w->last_beat_ns >= e->cfg.worker_ttl_ns) {
+            reaped = xrealloc(reaped, (nreaped + 1) * sizeof *reaped);
+            reaped[nreaped++] = xstrdup(w->wid);
+        }
+    }
+    for (size_t i = 0; i < nreaped; i++) {
+        e->workers_reaped++;
+        if (e->hooks.reaped)
+            e->hooks.reaped(e->hooks.ctx, reaped[i]);
+        struct worker *w = strmap_del(&e->workers, reaped[i]);
+        if (w)
+            worker_free(w);
+        free(reaped[i]);
+    }
+    free(reaped);
+
+    int64_t next = now_ns + NS_PER_S;
+    struct tset *sets[] = {&e->scheduled, &e->retries, &e->working, &e->dead};
+    for (size_t i = 0; i < 4; i++)
+        if ((n = tset_min(sets[i])) && n->score_ns < next)
+            next = n->score_ns;
+    return next;
+}

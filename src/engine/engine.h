@@ -1,0 +1,221 @@
+/*
+ * engine: all job state of the embedded backend, in memory. Queues (FIFO),
+ * the time-ordered sets (scheduled, retries, dead, working), blocked
+ * fetchers, worker processes and counters.
+ *
+ * Invariants:
+ *  - every job the engine holds is in exactly one place: one queue
+ *    (ENQUEUED) or one set (SCHEDULED, RETRY, DEAD, WORKING), and indexed by
+ *    jid in `jobs`;
+ *  - a job is handed to a blocked fetcher only from a queue that is not
+ *    paused, and is reserved under that fetcher's wid before the callback.
+ *
+ * Pure: no sockets, no files, no clock reads: every call takes `now_ns`, and
+ * engine_tick() returns the next time it wants to run. Owned by the event-loop
+ * thread; no locks.
+ */
+#ifndef SPOOL_ENGINE_H
+#define SPOOL_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/sbuf.h"
+#include "common/strmap.h"
+#include "common/tset.h"
+#include "engine/job.h"
+
+/* Errors are negative ints; see engine_strerror(). */
+#define ENGINE_ERRORS(X) \
+    X(ENGINE_ENOTFOUND, -1, "not found") \
+    X(ENGINE_EEXIST, -2, "jid already in use by a different job") \
+    X(ENGINE_EUNKNOWN_WORKER, -3, "unknown worker") \
+    X(ENGINE_EBADARG, -4, "bad argument")
+
+enum engine_error {
+#define X(name, value, text) name = value,
+    ENGINE_ERRORS(X)
+#undef X
+};
+
+const char *engine_strerror(int err);
+
+struct engine_config {
+    size_t dead_max;        /* dead set cap; oldest dropped beyond it (0 = no cap) */
+    int64_t dead_ttl_ns;    /* how long a dead job is kept */
+    int64_t worker_ttl_ns;  /* a process silent this long is reaped */
+    uint32_t seed;          /* backoff jitter; tests fix it */
+};
+
+/* Defaults: 100,000 dead jobs, 180 days, 60 s. */
+void engine_config_defaults(struct engine_config *cfg);
+
+enum worker_state { WORKER_RUNNING = 0, WORKER_QUIET, WORKER_TERMINATE };
+
+struct worker {
+    char *wid;
+    char *hostname;
+    int pid;
+    char *labels;   /* JSON array text */
+    char *v;        /* protocol version as given */
+    int64_t started_at_ns;
+    int64_t last_beat_ns;
+    int64_t rss_kb;
+    enum worker_state state;
+    int nconns;
+};
+
+struct queue {
+    char *name;
+    struct job *head, *tail;
+    size_t size;
+    int is_paused;
+};
+
+struct waiter;
+/* Called when a pushed job is handed straight to a blocked fetcher. */
+typedef void (*waiter_fn)(struct waiter *w, struct job *job);
+
+struct waiter_link {
+    struct waiter_link *prev, *next;
+    struct waiter *w;
+    struct wait_list *list;
+};
+
+/* A blocked FETCH. Owned by the caller (a connection); see engine_wait. */
+struct waiter {
+    waiter_fn deliver;
+    void *ctx;
+    const char *wid;             /* borrowed; "" for none */
+    struct waiter_link *links;
+    int nlinks;
+};
+
+struct engine_hooks {
+    void *ctx;
+    /* A process was reaped for silence; close its connections. */
+    void (*reaped)(void *ctx, const char *wid);
+};
+
+struct day_stats {
+    int64_t day; /* days since the epoch (UTC) */
+    uint64_t processed, failed;
+};
+
+#define ENGINE_HISTORY_DAYS 180
+
+struct engine {
+    struct engine_config cfg;
+    struct engine_hooks hooks;
+    struct strmap jobs;     /* jid -> struct job */
+    struct strmap queues;   /* name -> struct queue */
+    struct strmap waiting;  /* queue name -> struct wait_list */
+    struct strmap workers;  /* wid -> struct worker */
+    struct tset scheduled, retries, dead, working;
+    uint64_t processed, failures;
+    uint64_t dead_dropped;  /* jobs dropped from the dead set by age or cap */
+    uint64_t expired_reservations;
+    uint64_t workers_reaped;
+    struct day_stats history[ENGINE_HISTORY_DAYS];
+    uint32_t rng;
+    struct sbuf scratch;
+    int64_t op_now_ns; /* time of the queue operation in progress */
+};
+
+struct engine *engine_new(const struct engine_config *cfg, const struct engine_hooks *hooks);
+void engine_free(struct engine *e);
+
+/*
+ * Takes a parsed job. A job with a future `at` goes to scheduled, otherwise
+ * it is enqueued (or handed to a blocked fetcher). Returns 0 when stored (the
+ * engine owns the job), 1 when an identical job with that jid is already held
+ * (the push is idempotent; the caller still owns and frees `job`), or
+ * ENGINE_EEXIST when the jid belongs to a different job (caller frees).
+ */
+int engine_push(struct engine *e, struct job *job, int64_t now_ns);
+
+/*
+ * Takes the first job from the first non-empty, non-paused queue of
+ * queues[0..n) and reserves it under wid. Returns NULL when there is none.
+ */
+struct job *engine_fetch(struct engine *e, const char *const *queues, int n, const char *wid,
+                         int64_t now_ns);
+
+/*
+ * Registers w as waiting on the non-paused queues among queues[0..n): the
+ * next job pushed to one of them is reserved under w->wid and passed to
+ * w->deliver (after w is unregistered). Returns how many queues w waits on.
+ */
+int engine_wait(struct engine *e, struct waiter *w, const char *const *queues, int n);
+/* Unregisters w if it is waiting (safe to call when it is not). */
+void engine_unwait(struct engine *e, struct waiter *w);
+
+/* Finishes a working job. Unknown or not working jid: a no-op returning ENGINE_ENOTFOUND. */
+int engine_ack(struct engine *e, const char *jid, int64_t now_ns);
+
+/*
+ * Fails a working job: records the failure, then retries (with backoff),
+ * kills or discards it by its retry budget. ENGINE_ENOTFOUND when jid has
+ * no live reservation.
+ */
+int engine_fail(struct engine *e, const char *jid, const char *errtype, const char *message,
+                const char *backtrace_json, int64_t now_ns);
+
+/* Worker processes (consumers identified by wid). */
+struct worker_hello {
+    const char *wid, *hostname, *labels, *v;
+    int pid;
+    int64_t rss_kb;
+};
+/* A connection of process hello->wid said HELLO; the first one's metadata is kept. */
+void engine_worker_attach(struct engine *e, const struct worker_hello *hello, int64_t now_ns);
+/* A connection of wid closed; the record goes when its last connection does. */
+void engine_worker_detach(struct engine *e, const char *wid);
+struct worker *engine_worker(struct engine *e, const char *wid);
+/*
+ * A heartbeat. state may be "quiet", "terminate" or anything else (no
+ * change); states only move forward. Returns 0 and the current state, or
+ * ENGINE_EUNKNOWN_WORKER.
+ */
+int engine_beat(struct engine *e, const char *wid, const char *state, int64_t rss_kb,
+                int64_t now_ns, enum worker_state *out);
+/* An operator asks a process to go quiet or terminate. */
+int engine_worker_signal(struct engine *e, const char *wid, enum worker_state state);
+
+/* Queue administration; unknown names are ignored. name "*" means every queue. */
+void engine_queue_pause(struct engine *e, const char *name);
+void engine_queue_resume(struct engine *e, const char *name, int64_t now_ns);
+void engine_queue_remove(struct engine *e, const char *name);
+/* Seconds since the oldest job in the queue was enqueued; 0 if empty or unknown. */
+double engine_queue_latency(struct engine *e, const char *name, int64_t now_ns);
+struct queue *engine_queue(struct engine *e, const char *name);
+
+enum mutate_cmd { MUTATE_CLEAR, MUTATE_KILL, MUTATE_DISCARD, MUTATE_REQUEUE };
+enum mutate_target { TARGET_SCHEDULED, TARGET_RETRIES, TARGET_DEAD };
+
+struct mutate_filter {
+    const char *const *jids; /* exact jids; when n_jids > 0 this alone is used */
+    int n_jids;
+    const char *glob;        /* fnmatch pattern over the job's JSON, or NULL */
+    const char *jobtype;     /* exact jobtype, or NULL */
+};
+
+/* Applies cmd to the matching jobs of target; returns how many were changed. */
+size_t engine_mutate(struct engine *e, enum mutate_cmd cmd, enum mutate_target target,
+                     const struct mutate_filter *filter, int64_t now_ns);
+
+/* Drops every job, queue, pause flag and counter. Workers and waiters stay. */
+void engine_flush(struct engine *e);
+
+/*
+ * Runs due work: scheduled and retry jobs into their queues, expired
+ * reservations to failure handling, old dead jobs out, silent workers
+ * reaped. Returns the next time (ns) it should run, at most 1 s ahead.
+ */
+int64_t engine_tick(struct engine *e, int64_t now_ns);
+
+/* Counters for a day (zeros when not in the history). */
+struct day_stats engine_day(const struct engine *e, int64_t day);
+size_t engine_enqueued_total(const struct engine *e);
+
+#endif

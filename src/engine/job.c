@@ -1,0 +1,361 @@
+#include "engine/job.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/timefmt.h"
+#include "common/xalloc.h"
+
+/* Fields the server owns: taken out of the body and rendered from typed state. */
+static const char *const owned_keys[] = {"queue", "retry", "created_at", "enqueued_at", "failure"};
+/* Fields the server reads but leaves in the body. */
+static const char *const read_keys[] = {"jid", "jobtype", "args", "at", "reserve_for", "backtrace",
+                                        "custom"};
+
+int job_queue_name_ok(const char *name)
+{
+    if (!*name)
+        return 0;
+    for (const char *p = name; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+int job_reserve_s(const struct job *job)
+{
+    int s = job->reserve_for_s ? job->reserve_for_s : JOB_DEFAULT_RESERVE_S;
+    return s < JOB_MIN_RESERVE_S ? JOB_MIN_RESERVE_S : s;
+}
+
+int64_t job_backoff_s(int retry_count, uint32_t rand_0_29)
+{
+    int64_t c = retry_count;
+    return c * c * c * c + 15 + (int64_t)rand_0_29 * (c + 1);
+}
+
+void job_free(struct job *job)
+{
+    if (!job)
+        return;
+    free(job->jid);
+    free(job->jobtype);
+    free(job->queue);
+    free(job->created_at);
+    free(job->body);
+    free(job->wid);
+    if (job->failure) {
+        free(job->failure->errtype);
+        free(job->failure->message);
+        free(job->failure->backtrace);
+        free(job->failure);
+    }
+    free(job);
+}
+
+/* Reads an optional string field: absent or null -> NULL; other types -> error. */
+static int opt_string(cJSON *obj, const char *key, const char **out, char *err)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v)) {
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: field \"%s\" must be a string", key);
+        return -1;
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+/* Reads an optional integer field: absent or null -> *present = 0. */
+static int opt_int(cJSON *obj, const char *key, int *out, int *present, char *err)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    *present = 0;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        fabs(v->valuedouble) > 2147483647.0) {
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: field \"%s\" must be an integer", key);
+        return -1;
+    }
+    *out = (int)v->valuedouble;
+    *present = 1;
+    return 0;
+}
+
+static int check_duplicates(cJSON *obj, char *err)
+{
+    int counts[sizeof owned_keys / sizeof *owned_keys + sizeof read_keys / sizeof *read_keys] = {0};
+    size_t nowned = sizeof owned_keys / sizeof *owned_keys;
+    size_t nread = sizeof read_keys / sizeof *read_keys;
+    for (cJSON *c = obj->child; c; c = c->next) {
+        for (size_t i = 0; i < nowned + nread; i++) {
+            const char *k = i < nowned ? owned_keys[i] : read_keys[i - nowned];
+            if (c->string && strcmp(c->string, k) == 0 && ++counts[i] > 1) {
+                snprintf(err, JOB_ERR_MAX, "invalid JSON: duplicate field \"%s\"", k);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int64_t parse_time_or_zero(const char *s)
+{
+    int64_t ns = 0;
+    const char *why;
+    if (!s || timefmt_parse(s, strlen(s), &ns, &why) != 0)
+        return 0;
+    return ns;
+}
+
+/* A failure object supplied by the client (e.g. a job re-pushed from a dead set). */
+static struct job_failure *failure_from_cjson(cJSON *f)
+{
+    if (!cJSON_IsObject(f))
+        return NULL;
+    struct job_failure *fl = xcalloc(1, sizeof *fl);
+    cJSON *v;
+    if ((v = cJSON_GetObjectItemCaseSensitive(f, "retry_count")) && cJSON_IsNumber(v))
+        fl->retry_count = v->valueint;
+    if ((v = cJSON_GetObjectItemCaseSensitive(f, "remaining")) && cJSON_IsNumber(v))
+        fl->remaining = v->valueint;
+    if ((v = cJSON_GetObjectItemCaseSensitive(f, "failed_at")) && cJSON_IsString(v))
+        fl->failed_at_ns = parse_time_or_zero(v->valuestring);
+    if ((v = cJSON_GetObjectItemCaseSensitive(f, "next_at")) && cJSON_IsString(v))
+        fl->next_at_ns = parse_time_or_zero(v->valuestring);
+    if ((v = cJSON_GetObjectItemCaseSensitive(f, "errtype")) && cJSON_IsString(v))
+        fl->errtype = xstrdup(v->valuestring);
+    if ((v = cJSON_GetObjectItemCaseSensitive(f, "message")) && cJSON_IsString(v))
+        fl->message = xstrdup(v->valuestring);
+    if ((v = cJSON_GetObjectItemCaseSensitive(f, "backtrace")) && cJSON_IsArray(v)) {
+        char *bt = cJSON_PrintUnformatted(v);
+        if (bt) {
+            fl->backtrace = xstrdup(bt);
+            cJSON_free(bt);
+        }
+    }
+    return fl;
+}
+
+int job_from_cjson(cJSON *obj, int64_t now_ns, struct job **out, char *err)
+{
+    const char *jid, *jobtype, *queue, *created_at, *at;
+    int retry = JOB_DEFAULT_RETRY, reserve_for = 0, present, ignored;
+    *out = NULL;
+
+    if (!cJSON_IsObject(obj)) {
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: a job must be a JSON object");
+        return -1;
+    }
+    /* Type errors first, as Faktory's decoder reports them before validation. */
+    if (check_duplicates(obj, err) || opt_string(obj, "jid", &jid, err) ||
+        opt_string(obj, "jobtype", &jobtype, err) || opt_string(obj, "queue", &queue, err) ||
+        opt_string(obj, "created_at", &created_at, err) || opt_string(obj, "at", &at, err) ||
+        opt_int(obj, "retry", &retry, &present, err) ||
+        opt_int(obj, "reserve_for", &reserve_for, &ignored, err) ||
+        opt_int(obj, "backtrace", &ignored, &ignored, err))
+        return -1;
+    if (!present)
+        retry = JOB_DEFAULT_RETRY;
+    const char *bad_type = NULL;
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "enqueued_at");
+    if (v && !cJSON_IsNull(v) && !cJSON_IsString(v))
+        bad_type = "\"enqueued_at\" must be a string";
+    v = cJSON_GetObjectItemCaseSensitive(obj, "custom");
+    if (v && !cJSON_IsNull(v) && !cJSON_IsObject(v))
+        bad_type = "\"custom\" must be an object";
+    v = cJSON_GetObjectItemCaseSensitive(obj, "failure");
+    if (v && !cJSON_IsNull(v) && !cJSON_IsObject(v))
+        bad_type = "\"failure\" must be an object";
+    cJSON *args = cJSON_GetObjectItemCaseSensitive(obj, "args");
+    if (args && !cJSON_IsNull(args) && !cJSON_IsArray(args))
+        bad_type = "\"args\" must be an array";
+    if (bad_type) {
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: field %s", bad_type);
+        return -1;
+    }
+
+    /* Validation, in Faktory's order and with its messages. */
+    if (!jid || strlen(jid) < JOB_MIN_JID_LEN) {
+        snprintf(err, JOB_ERR_MAX, "jobs must have a reasonable jid parameter");
+        return -1;
+    }
+    if (!jobtype || !*jobtype) {
+        snprintf(err, JOB_ERR_MAX, "jobs must have a jobtype parameter");
+        return -1;
+    }
+    if (!args || cJSON_IsNull(args)) {
+        snprintf(err, JOB_ERR_MAX, "jobs must have an args parameter");
+        return -1;
+    }
+    if (reserve_for > JOB_MAX_RESERVE_S) {
+        snprintf(err, JOB_ERR_MAX, "jobs cannot be reserved for more than one day");
+        return -1;
+    }
+    int64_t at_ns = 0;
+    if (at && *at) {
+        const char *why;
+        if (timefmt_parse(at, strlen(at), &at_ns, &why) != 0) {
+            snprintf(err, JOB_ERR_MAX, "invalid timestamp for 'at': \"%.200s\": %s", at, why);
+            return -1;
+        }
+    }
+    if (!queue || !*queue)
+        queue = "default";
+    if (!job_queue_name_ok(queue)) {
+        snprintf(err, JOB_ERR_MAX,
+                 "cannot get \"%.200s\" queue: queue names must match \\A[a-zA-Z0-9._-]+\\z", queue);
+        return -1;
+    }
+
+    struct job *job = xcalloc(1, sizeof *job);
+    job->jid = xstrdup(jid);
+    job->jobtype = xstrdup(jobtype);
+    job->queue = xstrdup(queue);
+    if (created_at && *created_at) {
+        job->created_at = xstrdup(created_at);
+    } else {
+        char ts[TIMEFMT_MAX];
+        timefmt_format(now_ns, ts);
+        job->created_at = xstrdup(ts);
+    }
+    job->retry = retry;
+    job->reserve_for_s = reserve_for;
+    job->at_ns = at_ns;
+    job->failure = failure_from_cjson(cJSON_GetObjectItemCaseSensitive(obj, "failure"));
+    job->wid = NULL;
+
+    for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
+        cJSON_DeleteItemFromObjectCaseSensitive(obj, owned_keys[i]);
+    char *text = cJSON_PrintUnformatted(obj);
+    if (!text) {
+        job_free(job);
+        snprintf(err, JOB_ERR_MAX, "out of memory rendering the job");
+        return -1;
+    }
+    size_t n = strlen(text); /* "{...}": keep what is between the braces */
+    job->body = xstrndup(text + 1, n - 2);
+    job->body_len = n - 2;
+    cJSON_free(text);
+    *out = job;
+    return 0;
+}
+
+int job_parse(const char *json, size_t len, int64_t now_ns, struct job **out, char *err)
+{
+    const char *end = NULL;
+    cJSON *obj = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!obj) {
+        size_t at = end && end >= json ? (size_t)(end - json) : 0;
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: syntax error at byte %zu", at);
+        *out = NULL;
+        return -1;
+    }
+    while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (end != json + len) {
+        cJSON_Delete(obj);
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: unexpected text after the job at byte %zu",
+                 (size_t)(end - json));
+        *out = NULL;
+        return -1;
+    }
+    int rc = job_from_cjson(obj, now_ns, out, err);
+    cJSON_Delete(obj);
+    return rc;
+}
+
+/* Trims white space, defaults to "unknown", truncates on a UTF-8 boundary. */
+static char *cleanse(const char *s, size_t max)
+{
+    if (!s)
+        s = "";
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        n--;
+    if (!n)
+        return xstrdup("unknown");
+    if (n > max) {
+        n = max;
+        while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    }
+    return xstrndup(s, n);
+}
+
+void job_record_failure(struct job *job, const char *errtype, const char *message,
+                        const char *backtrace_json, int64_t now_ns)
+{
+    struct job_failure *f = job->failure;
+    if (!f) {
+        f = job->failure = xcalloc(1, sizeof *f);
+        f->retry_count = 0;
+        f->remaining = job->retry;
+        f->failed_at_ns = now_ns;
+    } else {
+        f->retry_count++;
+        f->remaining = f->remaining > 0 ? f->remaining - 1 : 0;
+        if (!f->failed_at_ns)
+            f->failed_at_ns = now_ns;
+    }
+    free(f->errtype);
+    free(f->message);
+    free(f->backtrace);
+    f->errtype = cleanse(errtype, JOB_ERRTYPE_MAX);
+    f->message = cleanse(message, JOB_MESSAGE_MAX);
+    f->backtrace = backtrace_json ? xstrdup(backtrace_json) : NULL;
+    f->next_at_ns = 0;
+}
+
+static void add_time(struct sbuf *out, const char *key, int64_t ns)
+{
+    char ts[TIMEFMT_MAX];
+    timefmt_format(ns, ts);
+    sbuf_addf(out, ",\"%s\":\"%s\"", key, ts);
+}
+
+void job_render(const struct job *job, struct sbuf *out)
+{
+    sbuf_add(out, "{", 1);
+    sbuf_add(out, job->body, job->body_len);
+    sbuf_adds(out, job->body_len ? ",\"queue\":" : "\"queue\":");
+    sbuf_add_json_str(out, job->queue, strlen(job->queue));
+    sbuf_addf(out, ",\"retry\":%d,\"created_at\":", job->retry);
+    sbuf_add_json_str(out, job->created_at, strlen(job->created_at));
+    if (job->enqueued_at_ns)
+        add_time(out, "enqueued_at", job->enqueued_at_ns);
+    const struct job_failure *f = job->failure;
+    if (f) {
+        sbuf_addf(out, ",\"failure\":{\"retry_count\":%d,\"remaining\":%d", f->retry_count,
+                  f->remaining);
+        if (f->failed_at_ns)
+            add_time(out, "failed_at", f->failed_at_ns);
+        if (f->next_at_ns)
+            add_time(out, "next_at", f->next_at_ns);
+        if (f->message) {
+            sbuf_adds(out, ",\"message\":");
+            sbuf_add_json_str(out, f->message, strlen(f->message));
+        }
+        if (f->errtype) {
+            sbuf_adds(out, ",\"errtype\":");
+            sbuf_add_json_str(out, f->errtype, strlen(f->errtype));
+        }
+        if (f->backtrace) {
+            sbuf_adds(out, ",\"backtrace\":");
+            sbuf_adds(out, f->backtrace);
+        }
+        sbuf_add(out, "}", 1);
+    }
+    sbuf_add(out, "}", 1);
+}

@@ -1,0 +1,101 @@
+/*
+ * job: the job model shared by every backend: parsing and validating a
+ * pushed job, normalising it (defaults), recording failures, and rendering
+ * the JSON that FETCH returns.
+ *
+ * A job is parsed once, at PUSH. The client's JSON object is kept as text
+ * ("body": its members without the outer braces) minus the fields the server
+ * owns and rewrites (queue, retry, created_at, enqueued_at, failure); those
+ * live as typed fields and are spliced back in by job_render(), so FETCH never
+ * re-serialises the client's data. Unknown top-level fields are kept.
+ *
+ * Pure: no I/O, no clock reads (now is an argument). Single-threaded.
+ */
+#ifndef SPOOL_JOB_H
+#define SPOOL_JOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/sbuf.h"
+#include "common/tset.h"
+
+#define JOB_DEFAULT_RETRY 25
+#define JOB_DEFAULT_RESERVE_S 1800
+#define JOB_MIN_RESERVE_S 60
+#define JOB_MAX_RESERVE_S 86400
+#define JOB_MIN_JID_LEN 8
+#define JOB_ERRTYPE_MAX 100
+#define JOB_MESSAGE_MAX 1000
+#define JOB_BACKTRACE_MAX 50
+
+enum job_state { JOB_NEW = 0, JOB_SCHEDULED, JOB_ENQUEUED, JOB_WORKING, JOB_RETRY, JOB_DEAD };
+
+struct job_failure {
+    int retry_count;
+    int remaining;
+    int64_t failed_at_ns; /* first failure */
+    int64_t next_at_ns;   /* 0 when no retry is scheduled */
+    char *errtype;
+    char *message;
+    char *backtrace; /* JSON array text, or NULL */
+};
+
+struct job {
+    char *jid;
+    char *jobtype;
+    char *queue;
+    char *created_at;    /* as given, or set at push */
+    char *body;          /* client members, no braces; may be "" */
+    size_t body_len;
+    int retry;           /* <0 dead on first failure, 0 discard, N retries */
+    int reserve_for_s;   /* as given (0 = default) */
+    int64_t at_ns;       /* scheduled time from 'at', 0 if none */
+    int64_t enqueued_at_ns;
+    struct job_failure *failure;
+
+    /* Engine bookkeeping: where the job is. */
+    enum job_state state;
+    struct job *qprev, *qnext; /* queue FIFO links when ENQUEUED */
+    struct tset_node tnode;    /* set membership when SCHEDULED/RETRY/DEAD/WORKING */
+    char *wid;                 /* reserving process when WORKING ("" for none) */
+    int64_t reserved_at_ns;
+};
+
+/* Validation errors carry Faktory's message text; see docs/protocol.md. */
+#define JOB_ERR_MAX 512
+
+/*
+ * Parses and validates one job from json[0..len). On success returns 0 and
+ * a new job in *out (caller owns; job_free). On failure returns -1 and a
+ * message (without the "-ERR " prefix) in err. now_ns fills created_at.
+ */
+int job_parse(const char *json, size_t len, int64_t now_ns, struct job **out, char *err);
+
+/* Same, for a job already parsed by cJSON (PUSHB's array elements). */
+struct cJSON;
+int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);
+
+void job_free(struct job *job);
+
+/* The reservation time FETCH applies: default 1800 s, at least 60 s. */
+int job_reserve_s(const struct job *job);
+
+/* Whether name is a valid queue name (^[a-zA-Z0-9._-]+$). */
+int job_queue_name_ok(const char *name);
+
+/*
+ * Records a failure on the job (first failure starts the count, later ones
+ * add one), with errtype/message trimmed, defaulted to "unknown" and
+ * truncated. backtrace_json is a JSON array text or NULL; it is copied.
+ */
+void job_record_failure(struct job *job, const char *errtype, const char *message,
+                        const char *backtrace_json, int64_t now_ns);
+
+/* Appends the job's JSON (as FETCH returns it) to out. */
+void job_render(const struct job *job, struct sbuf *out);
+
+/* Faktory's backoff: count^4 + 15 + rand * (count + 1) seconds, rand in [0, 29]. */
+int64_t job_backoff_s(int retry_count, uint32_t rand_0_29);
+
+#endif

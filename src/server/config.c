@@ -1,0 +1,211 @@
+#include "server/config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/xalloc.h"
+
+static const char usage[] =
+    "Usage: spoold [options]\n"
+    "\n"
+    "spool's job server. Speaks the Faktory work protocol (FWP).\n"
+    "\n"
+    "Options:\n"
+    "  -b, --bind HOST:PORT        FWP listener (default 127.0.0.1:7419)\n"
+    "  -w, --web-bind HOST:PORT    HTTP listener for /stats and /health\n"
+    "                              (default 127.0.0.1:7420)\n"
+    "  -d, --data-dir DIR          data directory (default ./data)\n"
+    "  -c, --config-dir DIR        configuration directory (default: none)\n"
+    "  -l, --log-level LEVEL       error, warn, info or debug (default info)\n"
+    "      --max-line BYTES        longest command line (default 16777216)\n"
+    "      --max-job-size BYTES    largest job (default 1048576)\n"
+    "      --max-output BYTES      reply bytes held for a client that does not\n"
+    "                              read before it is disconnected (default 67108864)\n"
+    "      --max-connections N     connection limit (default 2000)\n"
+    "      --dead-max N            dead jobs kept; oldest dropped beyond it\n"
+    "                              (default 100000, 0 = no limit)\n"
+    "      --line-timeout SECONDS  a command line must be complete this long\n"
+    "                              after its first byte (default 30)\n"
+    "  -h, --help                  print this help and exit\n"
+    "  -v, --version               print the version and exit\n"
+    "\n"
+    "Environment:\n"
+    "  SPOOL_PASSWORD, FAKTORY_PASSWORD  require this password from clients;\n"
+    "                                    a value starting with '/' names a file\n"
+    "                                    holding it\n";
+
+int config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s)
+        return -1;
+    const char *h = s;
+    size_t n = (size_t)(colon - s);
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= hostlen)
+        return -1;
+    char *end;
+    errno = 0;
+    long p = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || p < 0 || p > 65535)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+static int parse_size(const char *flag, const char *arg, size_t min, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || *end || end == arg || arg[0] == '-' || v < min) {
+        fprintf(stderr, "spoold: %s wants a whole number of at least %zu, not \"%s\"\n", flag, min,
+                arg);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+/* Reads the password: a value starting with '/' is a file holding it. */
+static int load_password(const char *value, char **out)
+{
+    if (value[0] != '/') {
+        *out = xstrdup(value);
+        return 0;
+    }
+    FILE *f = fopen(value, "r");
+    if (!f) {
+        fprintf(stderr, "spoold: cannot read the password file %s: %s\n", value, strerror(errno));
+        return -1;
+    }
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    *out = xstrdup(buf);
+    return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+    enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT };
+    static const struct option opts[] = {
+        {"bind", required_argument, NULL, 'b'},
+        {"web-bind", required_argument, NULL, 'w'},
+        {"data-dir", required_argument, NULL, 'd'},
+        {"config-dir", required_argument, NULL, 'c'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"max-line", required_argument, NULL, OPT_MAX_LINE},
+        {"max-job-size", required_argument, NULL, OPT_MAX_JOB},
+        {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+        {"dead-max", required_argument, NULL, OPT_DEAD_MAX},
+        {"line-timeout", required_argument, NULL, OPT_LINE_TIMEOUT},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'v'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(cfg, 0, sizeof *cfg);
+    cfg->fwp_bind = xstrdup("127.0.0.1:7419");
+    cfg->http_bind = xstrdup("127.0.0.1:7420");
+    cfg->data_dir = xstrdup("./data");
+    cfg->log_level = LOG_INFO;
+    cfg->max_line = 16u << 20;
+    cfg->max_job = 1u << 20;
+    cfg->max_output = 64u << 20;
+    cfg->max_connections = 2000;
+    cfg->dead_max = 100000;
+    cfg->line_timeout_s = 30;
+
+    size_t n;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":b:w:d:c:l:hv", opts, NULL)) != -1) {
+        switch (c) {
+        case 'b': free(cfg->fwp_bind); cfg->fwp_bind = xstrdup(optarg); break;
+        case 'w': free(cfg->http_bind); cfg->http_bind = xstrdup(optarg); break;
+        case 'd': free(cfg->data_dir); cfg->data_dir = xstrdup(optarg); break;
+        case 'c': free(cfg->config_dir); cfg->config_dir = xstrdup(optarg); break;
+        case 'l':
+            if (log_parse_level(optarg, &cfg->log_level) != 0) {
+                fprintf(stderr, "spoold: unknown log level \"%s\" (error, warn, info, debug)\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_MAX_LINE:
+            if (parse_size("--max-line", optarg, 1024, &cfg->max_line))
+                return -1;
+            break;
+        case OPT_MAX_JOB:
+            if (parse_size("--max-job-size", optarg, 256, &cfg->max_job))
+                return -1;
+            break;
+        case OPT_MAX_OUTPUT:
+            if (parse_size("--max-output", optarg, 65536, &cfg->max_output))
+                return -1;
+            break;
+        case OPT_MAX_CONN:
+            if (parse_size("--max-connections", optarg, 1, &n))
+                return -1;
+            cfg->max_connections = n > 1000000 ? 1000000 : (int)n;
+            break;
+        case OPT_DEAD_MAX:
+            if (parse_size("--dead-max", optarg, 0, &cfg->dead_max))
+                return -1;
+            break;
+        case OPT_LINE_TIMEOUT:
+            if (parse_size("--line-timeout", optarg, 1, &n))
+                return -1;
+            cfg->line_timeout_s = n > 86400 ? 86400 : (int)n;
+            break;
+        case 'h': fputs(usage, stdout); return 1;
+        case 'v': printf("spoold %s\n", SPOOL_VERSION); return 1;
+        case ':':
+            fprintf(stderr, "spoold: %s needs a value\n", argv[optind - 1]);
+            return -1;
+        default:
+            fprintf(stderr, "spoold: unknown option \"%s\"; see spoold --help\n", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "spoold: unexpected argument \"%s\"; see spoold --help\n", argv[optind]);
+        return -1;
+    }
+    char host[256];
+    int port;
+    if (config_split_hostport(cfg->fwp_bind, host, sizeof host, &port) ||
+        config_split_hostport(cfg->http_bind, host, sizeof host, &port)) {
+        fprintf(stderr, "spoold: a bind address must look like HOST:PORT (got \"%s\" and \"%s\")\n",
+                cfg->fwp_bind, cfg->http_bind);
+        return -1;
+    }
+    const char *pw = getenv("SPOOL_PASSWORD");
+    if (!pw || !*pw)
+        pw = getenv("FAKTORY_PASSWORD");
+    if (pw && *pw && load_password(pw, &cfg->password))
+        return -1;
+    return 0;
+}
+
+void config_release(struct config *cfg)
+{
+    free(cfg->fwp_bind);
+    free(cfg->http_bind);
+    free(cfg->data_dir);
+    free(cfg->config_dir);
+    free(cfg->password);
+    memset(cfg, 0, sizeof *cfg);
+}

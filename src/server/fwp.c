@@ -1,0 +1,567 @@
+#include "server/fwp.h"
+
+#include <cjson/cJSON.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/log.h"
+#include "common/sbuf.h"
+#include "common/xalloc.h"
+#include "server/conn.h"
+#include "server/info.h"
+#include "server/server.h"
+
+
+/* ---- helpers ---- */
+
+static void reply_ok(struct conn *c, uint64_t seq)
+{
+    conn_reply_durable(c, "+OK\r\n", 5, seq);
+}
+
+static void reply_bulk_durable(struct conn *c, const char *data, size_t len, uint64_t seq)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addf(&b, "$%zu\r\n", len);
+    sbuf_add(&b, data, len);
+    sbuf_add(&b, "\r\n", 2);
+    conn_reply_durable(c, b.buf, b.len, seq);
+    sbuf_release(&b);
+}
+
+static void reply_job(struct conn *c, const struct job *job)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    job_render(job, &b);
+    conn_reply_bulk(c, b.buf, b.len);
+    sbuf_release(&b);
+}
+
+/* Parses arg as a JSON object, or returns NULL. */
+static cJSON *parse_object(const char *arg, size_t len)
+{
+    cJSON *o = cJSON_ParseWithLength(arg, len);
+    if (o && !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+static const char *get_string(cJSON *o, const char *key)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* ---- handshake ---- */
+
+static void password_hash(const char *password, const char *salt, int iterations, char hex[65])
+{
+    unsigned char d[32];
+    unsigned int dlen = 0;
+    struct sbuf first;
+    sbuf_init(&first);
+    sbuf_adds(&first, password);
+    sbuf_adds(&first, salt);
+    EVP_Digest(first.buf, first.len, d, &dlen, EVP_sha256(), NULL);
+    sbuf_release(&first);
+    for (int i = 1; i < iterations; i++)
+        EVP_Digest(d, sizeof d, d, &dlen, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+void fwp_hello(struct conn *c, char *line, size_t len)
+{
+    struct server *srv = c->srv;
+    if (len < 7 || memcmp(line, "HELLO {", 7) != 0) {
+        conn_reply_err(c, "expected HELLO {...} as the first command");
+        conn_close_after_flush(c);
+        return;
+    }
+    cJSON *h = parse_object(line + 6, len - 6);
+    if (!h) {
+        conn_reply_err(c, "invalid HELLO: not a JSON object");
+        conn_close_after_flush(c);
+        return;
+    }
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(h, "v");
+    int version = cJSON_IsNumber(v) ? v->valueint : 0;
+    if (srv->cfg.password) {
+        const char *given = get_string(h, "pwdhash");
+        char want[65];
+        password_hash(srv->cfg.password, c->salt, version < 2 ? 1 : c->iterations, want);
+        if (!given || strlen(given) != 64 || CRYPTO_memcmp(given, want, 64) != 0) {
+            log_warn("msg=\"client gave a wrong password\" peer=%s", c->peer);
+            cJSON_Delete(h);
+            conn_reply_err(c, "Invalid password");
+            conn_close_after_flush(c);
+            return;
+        }
+    }
+    if (srv->nconns > srv->cfg.max_connections) {
+        log_warn("msg=\"connection refused: limit reached\" peer=%s limit=%d", c->peer,
+                 srv->cfg.max_connections);
+        cJSON_Delete(h);
+        conn_reply_err(c, "too many connections: %d", srv->nconns);
+        conn_close_after_flush(c);
+        return;
+    }
+    const char *wid = get_string(h, "wid");
+    if (wid && *wid) {
+        char *labels = NULL;
+        cJSON *l = cJSON_GetObjectItemCaseSensitive(h, "labels");
+        if (cJSON_IsArray(l))
+            labels = cJSON_PrintUnformatted(l);
+        cJSON *pid = cJSON_GetObjectItemCaseSensitive(h, "pid");
+        cJSON *rss = cJSON_GetObjectItemCaseSensitive(h, "rss_kb");
+        char vbuf[16];
+        snprintf(vbuf, sizeof vbuf, "%d", version);
+        struct worker_hello wh = {
+            .wid = wid,
+            .hostname = get_string(h, "hostname"),
+            .labels = labels,
+            .v = vbuf,
+            .pid = cJSON_IsNumber(pid) ? pid->valueint : 0,
+            .rss_kb = cJSON_IsNumber(rss) ? (int64_t)rss->valuedouble : 0,
+        };
+        engine_worker_attach(srv->engine, &wh, server_now());
+        c->wid = xstrdup(wid);
+        c->waiter.wid = c->wid;
+        if (labels)
+            cJSON_free(labels);
+    }
+    cJSON_Delete(h);
+    c->state = CONN_READY;
+    evtimer_del(c->timer);
+    conn_reply_str(c, "+OK\r\n");
+}
+
+/* ---- commands ---- */
+
+static void cmd_end(struct conn *c, char *arg, size_t len)
+{
+    conn_reply_str(c, "+OK\r\n");
+    conn_close_after_flush(c);
+}
+
+/* Parses, validates and stores one job; 0 or -1 with the reason in err. */
+static int push_one(struct conn *c, struct job *job, char *err)
+{
+    struct server *srv = c->srv;
+    if (job->body_len > srv->cfg.max_job) {
+        snprintf(err, JOB_ERR_MAX, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
+                 job->body_len, srv->cfg.max_job);
+        job_free(job);
+        return -1;
+    }
+    int rc = engine_push(srv->engine, job, server_now());
+    if (rc == 0) {
+        server_commit(srv);
+        return 0;
+    }
+    if (rc == 1) { /* the same job again: already stored */
+        job_free(job);
+        return 0;
+    }
+    snprintf(err, JOB_ERR_MAX, "jid %.100s is already in use by a different job", job->jid);
+    job_free(job);
+    return -1;
+}
+
+static void cmd_push(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    char err[JOB_ERR_MAX];
+    struct job *job;
+    if (len > srv->cfg.max_job) {
+        conn_reply_err(c, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
+                       len, srv->cfg.max_job);
+        return;
+    }
+    if (job_parse(arg, len, server_now(), &job, err) != 0 || push_one(c, job, err) != 0) {
+        conn_reply_err(c, "%s", err);
+        return;
+    }
+    reply_ok(c, srv->commit_seq);
+}
+
+static void cmd_pushb(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    cJSON *arr = cJSON_ParseWithLength(arg, len);
+    if (!cJSON_IsArray(arr)) {
+        cJSON_Delete(arr);
+        conn_reply_err(c, "invalid JSON: PUSHB takes a JSON array of jobs");
+        return;
+    }
+    cJSON *errors = cJSON_CreateObject();
+    int64_t now = server_now();
+    cJSON *elem;
+    cJSON_ArrayForEach(elem, arr)
+    {
+        char err[JOB_ERR_MAX];
+        const char *jid = cJSON_IsObject(elem) ? get_string(elem, "jid") : NULL;
+        char *jid_copy = xstrdup(jid ? jid : ""); /* job_from_cjson may reshape elem */
+        struct job *job;
+        if (job_from_cjson(elem, now, &job, err) != 0 || push_one(c, job, err) != 0) {
+            cJSON_DeleteItemFromObjectCaseSensitive(errors, jid_copy);
+            cJSON_AddStringToObject(errors, jid_copy, err);
+        }
+        free(jid_copy);
+    }
+    char *text = cJSON_PrintUnformatted(errors);
+    reply_bulk_durable(c, text, strlen(text), srv->commit_seq);
+    cJSON_free(text);
+    cJSON_Delete(errors);
+    cJSON_Delete(arr);
+}
+
+static void on_deliver(struct waiter *w, struct job *job)
+{
+    struct conn *c = w->ctx;
+    reply_job(c, job);
+    conn_unblock(c);
+}
+
+void fwp_fetch_timeout(int fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    engine_unwait(c->srv->engine, &c->waiter);
+    conn_reply_str(c, "$-1\r\n");
+    conn_unblock(c);
+}
+
+static void block_fetch(struct conn *c)
+{
+    struct timeval tv = {FWP_FETCH_BLOCK_S, 0};
+    c->is_blocked = 1;
+    evtimer_add(c->fetch_timer, &tv);
+}
+
+static void cmd_fetch(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    struct worker *w = c->wid ? engine_worker(srv->engine, c->wid) : NULL;
+    if (w && w->state != WORKER_RUNNING) { /* quiet processes get nothing new */
+        block_fetch(c);
+        return;
+    }
+    /* Queue names, in priority order; none means "default". */
+    const char *stack[16];
+    const char **queues = stack;
+    int n = 0, cap = 16;
+    for (char *p = arg, *end = arg ? arg + len : NULL; p && p < end;) {
+        char *sp = memchr(p, ' ', (size_t)(end - p));
+        if (!sp)
+            sp = end;
+        *sp = '\0';
+        if (sp > p) {
+            if (n == cap) {
+                cap *= 2;
+                const char **grown = xmalloc((size_t)cap * sizeof *grown);
+                memcpy(grown, queues, (size_t)n * sizeof *grown);
+                if (queues != stack)
+                    free(queues);
+                queues = grown;
+            }
+            queues[n++] = p;
+        }
+        p = sp + 1;
+    }
+    if (n == 0)
+        queues[n++] = "default";
+    int64_t now = server_now();
+    struct job *job = engine_fetch(srv->engine, queues, n, c->wid, now);
+    if (job) {
+        server_commit(srv); /* the reservation is a change; its reply need not wait */
+        reply_job(c, job);
+    } else {
+        c->waiter.deliver = on_deliver;
+        c->waiter.wid = c->wid ? c->wid : "";
+        engine_wait(srv->engine, &c->waiter, queues, n);
+        block_fetch(c);
+    }
+    if (queues != stack)
+        free(queues);
+}
+
+static void cmd_ack(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    cJSON *o = parse_object(arg, len);
+    int ok = o != NULL;
+    cJSON *v;
+    cJSON_ArrayForEach(v, o) ok &= cJSON_IsString(v);
+    const char *jid = ok ? get_string(o, "jid") : NULL;
+    if (!jid) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid ACK %.*s", (int)(len > 200 ? 200 : len), arg);
+        return;
+    }
+    /* An ACK for a job no longer reserved is accepted: workers re-send ACKs after blips. */
+    if (engine_ack(srv->engine, jid, server_now()) == 0)
+        server_commit(srv);
+    cJSON_Delete(o);
+    reply_ok(c, srv->commit_seq);
+}
+
+static void cmd_fail(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    cJSON *o = parse_object(arg, len);
+    cJSON *jid = cJSON_GetObjectItemCaseSensitive(o, "jid");
+    cJSON *errtype = cJSON_GetObjectItemCaseSensitive(o, "errtype");
+    cJSON *message = cJSON_GetObjectItemCaseSensitive(o, "message");
+    cJSON *bt = cJSON_GetObjectItemCaseSensitive(o, "backtrace");
+    if (!o || (jid && !cJSON_IsString(jid) && !cJSON_IsNull(jid)) ||
+        (errtype && !cJSON_IsString(errtype) && !cJSON_IsNull(errtype)) ||
+        (message && !cJSON_IsString(message) && !cJSON_IsNull(message)) ||
+        (bt && !cJSON_IsArray(bt) && !cJSON_IsNull(bt))) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid FAIL %.*s", (int)(len > 200 ? 200 : len), arg);
+        return;
+    }
+    if (!cJSON_IsString(jid) || !*jid->valuestring) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "missing JID");
+        return;
+    }
+    char *bt_text = NULL;
+    if (cJSON_IsArray(bt)) {
+        cJSON *lines = cJSON_CreateArray();
+        cJSON *line;
+        int k = 0;
+        cJSON_ArrayForEach(line, bt)
+        {
+            if (k++ >= JOB_BACKTRACE_MAX)
+                break;
+            cJSON_AddItemToArray(lines, cJSON_CreateString(cJSON_IsString(line) ? line->valuestring : ""));
+        }
+        bt_text = cJSON_PrintUnformatted(lines);
+        cJSON_Delete(lines);
+    }
+    int rc = engine_fail(srv->engine, jid->valuestring,
+                         cJSON_IsString(errtype) ? errtype->valuestring : NULL,
+                         cJSON_IsString(message) ? message->valuestring : NULL, bt_text,
+                         server_now());
+    if (bt_text)
+        cJSON_free(bt_text);
+    if (rc != 0)
+        conn_reply_err(c, "Job not found %.100s", jid->valuestring);
+    else
+        reply_ok(c, server_commit(srv));
+    cJSON_Delete(o);
+}
+
+static void cmd_beat(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    cJSON *o = parse_object(arg, len);
+    const char *wid = o ? get_string(o, "wid") : NULL;
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "current_state");
+    cJSON *rss = cJSON_GetObjectItemCaseSensitive(o, "rss_kb");
+    if (!wid || (st && !cJSON_IsString(st) && !cJSON_IsNull(st)) ||
+        (rss && !cJSON_IsNumber(rss) && !cJSON_IsNull(rss))) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid BEAT %.*s", (int)(len > 200 ? 200 : len), arg);
+        return;
+    }
+    enum worker_state state;
+    int rc = engine_beat(srv->engine, wid, cJSON_IsString(st) ? st->valuestring : NULL,
+                         cJSON_IsNumber(rss) ? (int64_t)rss->valuedouble : 0, server_now(), &state);
+    if (rc != 0)
+        conn_reply_err(c, "unknown worker %.100s", wid);
+    else if (state == WORKER_QUIET)
+        conn_reply_bulk(c, "{\"state\":\"quiet\"}", 17);
+    else if (state == WORKER_TERMINATE)
+        conn_reply_bulk(c, "{\"state\":\"terminate\"}", 21);
+    else
+        conn_reply_str(c, "+OK\r\n");
+    cJSON_Delete(o);
+}
+
+static void cmd_info(struct conn *c, char *arg, size_t len)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    info_render(c->srv, &b);
+    conn_reply_bulk(c, b.buf, b.len);
+    sbuf_release(&b);
+}
+
+static void cmd_flush(struct conn *c, char *arg, size_t len)
+{
+    engine_flush(c->srv->engine);
+    reply_ok(c, server_commit(c->srv));
+}
+
+static void cmd_queue(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    char *save = NULL;
+    char *sub = arg ? strtok_r(arg, " ", &save) : NULL;
+    if (!sub) {
+        conn_reply_err(c, "QUEUE needs a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name...");
+        return;
+    }
+    int is_pause = !strcasecmp(sub, "PAUSE"), is_resume = !strcasecmp(sub, "RESUME");
+    int is_remove = !strcasecmp(sub, "REMOVE"), is_latency = !strcasecmp(sub, "LATENCY");
+    if (!is_pause && !is_resume && !is_remove && !is_latency) {
+        conn_reply_err(c, "no such QUEUE subcommand: %.100s", sub);
+        return;
+    }
+    char *rest = save;
+    if (!rest || !*rest) {
+        conn_reply_err(c, "QUEUE %s needs at least one queue name", sub);
+        return;
+    }
+    int64_t now = server_now();
+    if (is_latency) {
+        if (strstr(rest, "*")) {
+            conn_reply_err(c, "QUEUE LATENCY does not support wildcards");
+            return;
+        }
+        cJSON *out = cJSON_CreateObject();
+        for (char *q = strtok_r(rest, " ", &save); q; q = strtok_r(NULL, " ", &save))
+            if (!cJSON_GetObjectItemCaseSensitive(out, q))
+                cJSON_AddNumberToObject(out, q, engine_queue_latency(srv->engine, q, now));
+        char *text = cJSON_PrintUnformatted(out);
+        conn_reply_bulk(c, text, strlen(text));
+        cJSON_free(text);
+        cJSON_Delete(out);
+        return;
+    }
+    for (char *q = strtok_r(rest, " ", &save); q; q = strtok_r(NULL, " ", &save)) {
+        if (is_pause)
+            engine_queue_pause(srv->engine, q);
+        else if (is_resume)
+            engine_queue_resume(srv->engine, q, now);
+        else
+            engine_queue_remove(srv->engine, q);
+    }
+    reply_ok(c, server_commit(srv));
+}
+
+static void cmd_mutate(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(arg, len, &end, 0);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid JSON: MUTATE takes a JSON object, error near byte %zu",
+                       end && end >= arg ? (size_t)(end - arg) : 0);
+        return;
+    }
+    const char *cmd = get_string(o, "cmd"), *target = get_string(o, "target");
+    enum mutate_cmd op;
+    enum mutate_target tgt;
+    if (cmd && !strcmp(cmd, "clear"))
+        op = MUTATE_CLEAR;
+    else if (cmd && !strcmp(cmd, "kill"))
+        op = MUTATE_KILL;
+    else if (cmd && !strcmp(cmd, "discard"))
+        op = MUTATE_DISCARD;
+    else if (cmd && !strcmp(cmd, "requeue"))
+        op = MUTATE_REQUEUE;
+    else {
+        cJSON_Delete(o);
+        conn_reply_err(c, "unknown mutate operation");
+        return;
+    }
+    if (target && !strcmp(target, "scheduled"))
+        tgt = TARGET_SCHEDULED;
+    else if (target && !strcmp(target, "retries"))
+        tgt = TARGET_RETRIES;
+    else if (target && !strcmp(target, "dead"))
+        tgt = TARGET_DEAD;
+    else {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid target for mutation command");
+        return;
+    }
+    struct mutate_filter f = {0};
+    const char **jids = NULL;
+    cJSON *filter = cJSON_GetObjectItemCaseSensitive(o, "filter");
+    if (cJSON_IsObject(filter)) {
+        cJSON *arr = cJSON_GetObjectItemCaseSensitive(filter, "jids");
+        int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+        if (n > 0) {
+            jids = xcalloc((size_t)n, sizeof *jids);
+            cJSON *j;
+            cJSON_ArrayForEach(j, arr) if (cJSON_IsString(j)) jids[f.n_jids++] = j->valuestring;
+            f.jids = jids;
+        }
+        f.glob = get_string(filter, "regexp");
+        f.jobtype = get_string(filter, "jobtype");
+    }
+    size_t changed = engine_mutate(srv->engine, op, tgt, &f, server_now());
+    free(jids);
+    cJSON_Delete(o);
+    log_debug("msg=mutate cmd=%s target=%s changed=%zu", cmd, target, changed);
+    reply_ok(c, changed ? server_commit(srv) : srv->commit_seq);
+}
+
+static void cmd_batch(struct conn *c, char *arg, size_t len)
+{
+    conn_reply_err(c, "batch subsystem is not available in this version of spool");
+}
+
+static void cmd_track(struct conn *c, char *arg, size_t len)
+{
+    conn_reply_err(c, "tracking subsystem is not available in this version of spool");
+}
+
+struct command {
+    const char *verb;
+    void (*fn)(struct conn *c, char *arg, size_t len);
+    const char *needs; /* usage when an argument is required, else NULL */
+};
+
+static const struct command commands[] = {
+    {"PUSH", cmd_push, "a job: PUSH {\"jid\":\"...\",\"jobtype\":\"...\",\"args\":[...]}"},
+    {"PUSHB", cmd_pushb, "a JSON array of jobs: PUSHB [{...},{...}]"},
+    {"FETCH", cmd_fetch, NULL},
+    {"ACK", cmd_ack, "a job id: ACK {\"jid\":\"...\"}"},
+    {"FAIL", cmd_fail, "a failure: FAIL {\"jid\":\"...\",\"errtype\":\"...\",\"message\":\"...\"}"},
+    {"BEAT", cmd_beat, "a worker id: BEAT {\"wid\":\"...\"}"},
+    {"INFO", cmd_info, NULL},
+    {"FLUSH", cmd_flush, NULL},
+    {"END", cmd_end, NULL},
+    {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name..."},
+    {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}"},
+    {"BATCH", cmd_batch, NULL},
+    {"TRACK", cmd_track, NULL},
+};
+
+void fwp_dispatch(struct conn *c, char *line, size_t len)
+{
+    struct server *srv = c->srv;
+    char *sp = memchr(line, ' ', len);
+    size_t vlen = sp ? (size_t)(sp - line) : len;
+    char *arg = sp ? sp + 1 : NULL;
+    size_t arglen = sp ? len - vlen - 1 : 0;
+    srv->command_count++;
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        const struct command *cmd = &commands[i];
+        if (strlen(cmd->verb) != vlen || memcmp(cmd->verb, line, vlen) != 0)
+            continue;
+        if (cmd->needs && arglen == 0) {
+            conn_reply_err(c, "%s needs %s", cmd->verb, cmd->needs);
+            return;
+        }
+        cmd->fn(c, arg, arglen);
+        server_schedule_tick(srv);
+        return;
+    }
+    conn_reply_err(c, "unknown command %.*s", (int)(vlen > 64 ? 64 : vlen), line);
+}

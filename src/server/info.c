@@ -1,0 +1,111 @@
+#include "server/info.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/timefmt.h"
+#include "server/server.h"
+
+/* Faktory's INFO reports this; clients that check it see a compatible server. */
+#define FAKTORY_COMPAT_VERSION "1.10.0"
+
+static double rss_mb(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long pages_total = 0, pages_rss = 0;
+    int n = fscanf(f, "%lu %lu", &pages_total, &pages_rss);
+    fclose(f);
+    if (n != 2)
+        return 0;
+    return (double)pages_rss * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+}
+
+static void add_task(cJSON *tasks, const char *name, size_t size)
+{
+    cJSON *t = cJSON_AddObjectToObject(tasks, name);
+    cJSON_AddNumberToObject(t, "size", (double)size);
+}
+
+static void add_server(struct server *srv, cJSON *root, int64_t now)
+{
+    cJSON *s = cJSON_AddObjectToObject(root, "server");
+    cJSON_AddStringToObject(s, "description", "spool");
+    cJSON_AddStringToObject(s, "faktory_version", FAKTORY_COMPAT_VERSION);
+    cJSON_AddStringToObject(s, "spool_version", SPOOL_VERSION);
+    cJSON_AddNumberToObject(s, "uptime", (double)((now - srv->started_ns) / NS_PER_S));
+    cJSON_AddNumberToObject(s, "connections", srv->nconns);
+    cJSON_AddNumberToObject(s, "command_count", (double)srv->command_count);
+    cJSON_AddNumberToObject(s, "used_memory_mb", (double)(long)(rss_mb() + 0.5));
+}
+
+static void add_now(cJSON *root, int64_t now)
+{
+    char ts[TIMEFMT_MAX];
+    timefmt_format(now, ts);
+    cJSON_AddStringToObject(root, "now", ts);
+}
+
+static void emit(cJSON *root, struct sbuf *out)
+{
+    char *text = cJSON_PrintUnformatted(root);
+    sbuf_adds(out, text);
+    cJSON_free(text);
+    cJSON_Delete(root);
+}
+
+void info_render(struct server *srv, struct sbuf *out)
+{
+    struct engine *e = srv->engine;
+    int64_t now = server_now();
+    cJSON *root = cJSON_CreateObject();
+    add_now(root, now);
+    char ts[TIMEFMT_MAX];
+    timefmt_format(now, ts);
+    char hms[16];
+    snprintf(hms, sizeof hms, "%.8s UTC", ts + 11);
+    cJSON_AddStringToObject(root, "server_utc_time", hms);
+
+    cJSON *f = cJSON_AddObjectToObject(root, "faktory");
+    cJSON *queues = cJSON_AddObjectToObject(f, "queues");
+    size_t total = 0;
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);) {
+        struct queue *q = val;
+        cJSON_AddNumberToObject(queues, q->name, (double)q->size);
+        total += q->size;
+    }
+    cJSON *sets = cJSON_AddObjectToObject(f, "sets");
+    cJSON_AddNumberToObject(sets, "scheduled", (double)e->scheduled.count);
+    cJSON_AddNumberToObject(sets, "retries", (double)e->retries.count);
+    cJSON_AddNumberToObject(sets, "dead", (double)e->dead.count);
+    cJSON_AddNumberToObject(sets, "working", (double)e->working.count);
+    cJSON *tasks = cJSON_AddObjectToObject(f, "tasks");
+    add_task(tasks, "Scheduled", e->scheduled.count);
+    add_task(tasks, "Retries", e->retries.count);
+    add_task(tasks, "Dead", e->dead.count);
+    add_task(tasks, "Busy", e->working.count);
+    add_task(tasks, "Workers", e->workers.count);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tasks, "Workers"), "reaped",
+                            (double)e->workers_reaped);
+    cJSON_AddNumberToObject(f, "total_failures", (double)e->failures);
+    cJSON_AddNumberToObject(f, "total_processed", (double)e->processed);
+    cJSON_AddNumberToObject(f, "total_enqueued", (double)total);
+    cJSON_AddNumberToObject(f, "total_queues", (double)e->queues.count);
+
+    add_server(srv, root, now);
+    emit(root, out);
+}
+
+void info_render_health(struct server *srv, struct sbuf *out)
+{
+    int64_t now = server_now();
+    cJSON *root = cJSON_CreateObject();
+    add_now(root, now);
+    add_server(srv, root, now);
+    emit(root, out);
+}
