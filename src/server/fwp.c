@@ -563,5 +563,11 @@ void fwp_dispatch(struct conn *c, char *line, size_t len)
         server_schedule_tick(srv);
         return;
     }
-    conn_reply_err(c, "unknown command %.*s", (int)(vlen > 64 ? 64 : vlen), line);
+    /* Echo the verb back printable: it may be any bytes at all. */
+    char verb[65];
+    size_t n = vlen > 64 ? 64 : vlen;
+    for (size_t i = 0; i < n; i++)
+        verb[i] = line[i] >= 0x20 && line[i] < 0x7f ? line[i] : '?';
+    verb[n] = '\0';
+    conn_reply_err(c, "unknown command %s", verb);
 }
