@@ -1,11 +1,13 @@
 #include "engine/engine.h"
 
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/timefmt.h"
 #include "common/xalloc.h"
+#include "engine/record.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define job_of(node) container_of(node, struct job, tnode)
@@ -51,6 +53,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_h
     tset_init(&e->working);
     e->rng = cfg->seed ? cfg->seed : 1;
     sbuf_init(&e->scratch);
+    sbuf_init(&e->recbuf);
     return e;
 }
 
@@ -102,6 +105,7 @@ void engine_free(struct engine *e)
         worker_free(val);
     strmap_release(&e->workers);
     sbuf_release(&e->scratch);
+    sbuf_release(&e->recbuf);
     free(e);
 }
 
@@ -123,6 +127,53 @@ static struct day_stats *today(struct engine *e, int64_t now_ns)
         d->processed = d->failed = 0;
     }
     return d;
+}
+
+/* ---- change records ---- */
+
+static void emit(struct engine *e)
+{
+    if (e->hooks.record && !e->is_replaying)
+        e->hooks.record(e->hooks.ctx, e->recbuf.buf, e->recbuf.len);
+    sbuf_reset(&e->recbuf);
+}
+
+static struct placement placement_of(const struct job *job)
+{
+    struct placement pl = {.state = job->state, .enqueued_at_ns = job->enqueued_at_ns};
+    if (job->state != JOB_ENQUEUED && job->state != JOB_NEW)
+        pl.score_ns = job->tnode.score_ns;
+    if (job->state == JOB_WORKING) {
+        pl.wid = job->wid;
+        pl.reserved_at_ns = job->reserved_at_ns;
+    }
+    return pl;
+}
+
+static void emit_add(struct engine *e, const struct job *job)
+{
+    if (e->is_replaying || !e->hooks.record)
+        return;
+    struct placement pl = placement_of(job);
+    rec_encode_add(&e->recbuf, job, &pl);
+    emit(e);
+}
+
+static void emit_place(struct engine *e, const struct job *job)
+{
+    if (e->is_replaying || !e->hooks.record)
+        return;
+    struct placement pl = placement_of(job);
+    rec_encode_place(&e->recbuf, job->jid, &pl);
+    emit(e);
+}
+
+static void emit_del(struct engine *e, const char *jid, enum record_del_reason why, int64_t now_ns)
+{
+    if (e->is_replaying || !e->hooks.record)
+        return;
+    rec_encode_del(&e->recbuf, jid, why, now_ns);
+    emit(e);
 }
 
 struct day_stats engine_day(const struct engine *e, int64_t day)
@@ -194,6 +245,7 @@ static void reserve(struct engine *e, struct job *job, const char *wid, int64_t 
     job->wid = xstrdup(wid ? wid : "");
     job->reserved_at_ns = now_ns;
     tset_insert(&e->working, &job->tnode, now_ns + (int64_t)job_reserve_s(job) * NS_PER_S);
+    emit_place(e, job);
 }
 
 void engine_unwait(struct engine *e, struct waiter *w)
@@ -254,29 +306,36 @@ int engine_wait(struct engine *e, struct waiter *w, const char *const *queues, i
     return w->nlinks;
 }
 
-/* Hands job to the oldest fetcher blocked on its queue; returns 1 if one took it. */
-static int hand_to_waiter(struct engine *e, struct job *job, int64_t now_ns)
-{
-    struct wait_list *list = strmap_get(&e->waiting, job->queue);
-    if (!list)
-        return 0;
-    struct waiter *w = list->head->w;
-    engine_unwait(e, w);
-    reserve(e, job, w->wid, now_ns);
-    w->deliver(w, job);
-    return 1;
-}
-
-/* Puts job at the end of its queue, or straight into a waiting fetcher's hands. */
-static void enqueue(struct engine *e, struct job *job, int64_t now_ns)
+/* Puts job at the end of its queue. The caller records the change, then wakes fetchers. */
+static struct queue *enqueue(struct engine *e, struct job *job, int64_t now_ns)
 {
     struct queue *q = queue_get_or_create(e, job->queue);
     job->enqueued_at_ns = now_ns;
     job->state = JOB_ENQUEUED;
-    /* Only an empty queue may skip the line: older jobs go first. */
-    if (!q->is_paused && q->size == 0 && hand_to_waiter(e, job, now_ns))
-        return;
     queue_append(q, job);
+    return q;
+}
+
+/* Hands the queue's oldest jobs to the fetchers blocked on it, oldest fetcher first. */
+static void wake(struct engine *e, struct queue *q, int64_t now_ns)
+{
+    struct wait_list *list;
+    while (!q->is_paused && q->head && (list = strmap_get(&e->waiting, q->name))) {
+        struct job *job = q->head;
+        struct waiter *w = list->head->w;
+        queue_unlink(q, job);
+        engine_unwait(e, w);
+        reserve(e, job, w->wid, now_ns);
+        w->deliver(w, job);
+    }
+}
+
+/* Enqueues a job already indexed and recorded elsewhere, records the move, wakes a fetcher. */
+static void enqueue_recorded(struct engine *e, struct job *job, int64_t now_ns)
+{
+    struct queue *q = enqueue(e, job, now_ns);
+    emit_place(e, job);
+    wake(e, q, now_ns);
 }
 
 /* ---- lifecycle ---- */
@@ -301,17 +360,31 @@ static void unplace(struct engine *e, struct job *job)
     job->state = JOB_NEW;
 }
 
-static void kill_job(struct engine *e, struct job *job, int64_t now_ns)
+/* Puts job in the dead set without recording it (the caller records). */
+static void kill_job_quiet(struct engine *e, struct job *job, int64_t now_ns)
 {
     job->state = JOB_DEAD;
     tset_insert(&e->dead, &job->tnode, now_ns + e->cfg.dead_ttl_ns);
-    /* The cap drops the jobs closest to expiry: the oldest deaths. */
+}
+
+/* The cap drops the jobs closest to expiry: the oldest deaths. */
+static void trim_dead(struct engine *e, int64_t now_ns)
+{
     while (e->cfg.dead_max && e->dead.count > e->cfg.dead_max) {
         struct job *old = job_of(tset_min(&e->dead));
         tset_remove(&e->dead, &old->tnode);
+        old->state = JOB_NEW;
         e->dead_dropped++;
+        emit_del(e, old->jid, RECDEL_DROPPED, now_ns);
         forget(e, old);
     }
+}
+
+static void kill_job(struct engine *e, struct job *job, int64_t now_ns)
+{
+    kill_job_quiet(e, job, now_ns);
+    emit_place(e, job);
+    trim_dead(e, now_ns);
 }
 
 int engine_push(struct engine *e, struct job *job, int64_t now_ns)
@@ -329,8 +402,11 @@ int engine_push(struct engine *e, struct job *job, int64_t now_ns)
         job->state = JOB_SCHEDULED;
         tset_insert(&e->scheduled, &job->tnode, job->at_ns);
         queue_get_or_create(e, job->queue); /* the queue is known from its first push */
+        emit_add(e, job);
     } else {
-        enqueue(e, job, now_ns);
+        struct queue *q = enqueue(e, job, now_ns);
+        emit_add(e, job);
+        wake(e, q, now_ns);
     }
     return 0;
 }
@@ -364,32 +440,43 @@ int engine_ack(struct engine *e, const char *jid, int64_t now_ns)
     unplace(e, job);
     e->processed++;
     today(e, now_ns)->processed++;
+    emit_del(e, job->jid, RECDEL_ACKED, now_ns);
     forget(e, job);
     return 0;
 }
 
-/* Failure bookkeeping shared by FAIL and reservation expiry; job is unplaced. */
-static void fail_job(struct engine *e, struct job *job, const char *errtype, const char *message,
-                     const char *backtrace_json, int64_t now_ns)
+static void count_failure(struct engine *e, int64_t now_ns)
 {
     struct day_stats *d = today(e, now_ns);
     e->processed++;
     e->failures++;
     d->processed++;
     d->failed++;
+}
+
+/* Failure bookkeeping shared by FAIL and reservation expiry; job is unplaced. */
+static void fail_job(struct engine *e, struct job *job, const char *errtype, const char *message,
+                     const char *backtrace_json, int64_t now_ns)
+{
+    count_failure(e, now_ns);
     job_record_failure(job, errtype, message, backtrace_json, now_ns);
-    if (job->retry == 0) {
-        forget(e, job);
-        return;
-    }
-    if (job->failure->retry_count < job->retry) {
+    if (job->retry != 0 && job->failure->retry_count < job->retry) {
         int64_t at = now_ns + job_backoff_s(job->failure->retry_count, next_rand(e) % 30) * NS_PER_S;
         job->failure->next_at_ns = at;
         job->state = JOB_RETRY;
         tset_insert(&e->retries, &job->tnode, at);
-        return;
+    } else if (job->retry != 0) {
+        kill_job_quiet(e, job, now_ns);
     }
-    kill_job(e, job, now_ns);
+    if (!e->is_replaying && e->hooks.record) {
+        struct placement pl = placement_of(job); /* JOB_NEW: discarded */
+        rec_encode_fail(&e->recbuf, job, now_ns, &pl);
+        emit(e);
+    }
+    if (job->state == JOB_DEAD)
+        trim_dead(e, now_ns);
+    else if (job->state == JOB_NEW)
+        forget(e, job);
 }
 
 int engine_fail(struct engine *e, const char *jid, const char *errtype, const char *message,
@@ -493,19 +580,16 @@ static void do_pause(struct engine *e, struct queue *q)
     q->is_paused = 1;
 }
 
+static void do_unpause(struct engine *e, struct queue *q)
+{
+    q->is_paused = 0;
+}
+
 static void do_resume(struct engine *e, struct queue *q)
 {
     q->is_paused = 0;
     /* Fetchers that blocked while it was paused get its backlog now. */
-    struct wait_list *list;
-    while (q->head && (list = strmap_get(&e->waiting, q->name))) {
-        struct job *job = q->head;
-        queue_unlink(q, job);
-        struct waiter *w = list->head->w;
-        engine_unwait(e, w);
-        reserve(e, job, w->wid, e->op_now_ns);
-        w->deliver(w, job);
-    }
+    wake(e, q, e->op_now_ns);
 }
 
 static void do_remove(struct engine *e, struct queue *q)
@@ -519,19 +603,30 @@ static void do_remove(struct engine *e, struct queue *q)
     queue_free(q);
 }
 
+static void emit_queue(struct engine *e, enum record_queue_op op, const char *name)
+{
+    if (e->is_replaying || !e->hooks.record)
+        return;
+    rec_encode_queue(&e->recbuf, op, name);
+    emit(e);
+}
+
 void engine_queue_pause(struct engine *e, const char *name)
 {
+    emit_queue(e, RECQ_PAUSE, name);
     each_queue(e, name, do_pause);
 }
 
 void engine_queue_resume(struct engine *e, const char *name, int64_t now_ns)
 {
     e->op_now_ns = now_ns;
+    emit_queue(e, RECQ_RESUME, name);
     each_queue(e, name, do_resume);
 }
 
 void engine_queue_remove(struct engine *e, const char *name)
 {
+    emit_queue(e, RECQ_REMOVE, name);
     each_queue(e, name, do_remove);
 }
 
@@ -595,9 +690,12 @@ size_t engine_mutate(struct engine *e, enum mutate_cmd cmd, enum mutate_target t
         unplace(e, job);
         switch (cmd) {
         case MUTATE_CLEAR:
-        case MUTATE_DISCARD: forget(e, job); break;
+        case MUTATE_DISCARD:
+            emit_del(e, job->jid, RECDEL_DROPPED, now_ns);
+            forget(e, job);
+            break;
         case MUTATE_KILL: kill_job(e, job, now_ns); break;
-        case MUTATE_REQUEUE: enqueue(e, job, now_ns); break;
+        case MUTATE_REQUEUE: enqueue_recorded(e, job, now_ns); break;
         }
     }
     free(scan.hits);
@@ -606,6 +704,10 @@ size_t engine_mutate(struct engine *e, enum mutate_cmd cmd, enum mutate_target t
 
 void engine_flush(struct engine *e)
 {
+    if (!e->is_replaying && e->hooks.record) {
+        rec_encode_flush(&e->recbuf);
+        emit(e);
+    }
     drop_all_jobs(e);
     e->processed = e->failures = 0;
     e->dead_dropped = e->expired_reservations = 0;
@@ -620,12 +722,12 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
     while ((n = tset_min(&e->scheduled)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
         unplace(e, job);
-        enqueue(e, job, now_ns);
+        enqueue_recorded(e, job, now_ns);
     }
     while ((n = tset_min(&e->retries)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
         unplace(e, job);
-        enqueue(e, job, now_ns);
+        enqueue_recorded(e, job, now_ns);
     }
     while ((n = tset_min(&e->working)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
@@ -637,6 +739,7 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
         struct job *job = job_of(n);
         unplace(e, job);
         e->dead_dropped++;
+        emit_del(e, job->jid, RECDEL_DROPPED, now_ns);
         forget(e, job);
     }
 
@@ -669,4 +772,254 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
         if ((n = tset_min(sets[i])) && n->score_ns < next)
             next = n->score_ns;
     return next;
+}
+
+/* ---- replay and snapshots ---- */
+
+/* Puts an indexed, unplaced job where pl says, as a replayed record describes it. */
+static void place(struct engine *e, struct job *job, const struct placement *pl)
+{
+    job->enqueued_at_ns = pl->enqueued_at_ns;
+    job->state = pl->state;
+    switch (pl->state) {
+    case JOB_ENQUEUED: queue_append(queue_get_or_create(e, job->queue), job); break;
+    case JOB_SCHEDULED:
+        queue_get_or_create(e, job->queue);
+        tset_insert(&e->scheduled, &job->tnode, pl->score_ns);
+        break;
+    case JOB_RETRY: tset_insert(&e->retries, &job->tnode, pl->score_ns); break;
+    case JOB_DEAD: tset_insert(&e->dead, &job->tnode, pl->score_ns); break;
+    case JOB_WORKING:
+        free(job->wid);
+        job->wid = xstrdup(pl->wid ? pl->wid : "");
+        job->reserved_at_ns = pl->reserved_at_ns;
+        tset_insert(&e->working, &job->tnode, pl->score_ns);
+        break;
+    case JOB_NEW: break;
+    }
+}
+
+static int apply_add(struct engine *e, struct rec_reader *r)
+{
+    struct job *job = xcalloc(1, sizeof *job);
+    job->jid = rec_get_str(r, NULL);
+    job->jobtype = rec_get_str(r, NULL);
+    job->queue = rec_get_str(r, NULL);
+    job->created_at = rec_get_str(r, NULL);
+    job->body = rec_get_str(r, &job->body_len);
+    job->retry = (int)rec_get_u32(r);
+    job->reserve_for_s = (int)rec_get_u32(r);
+    job->at_ns = rec_get_i64(r);
+    if (rec_get_u8(r))
+        job->failure = rec_get_failure(r);
+    struct placement pl;
+    rec_get_placement(r, &pl);
+    if (r->is_bad || !job->jid || !job->jobtype || !job->queue || !job->created_at || !job->body ||
+        pl.state == JOB_NEW) {
+        free((char *)pl.wid);
+        job_free(job);
+        return -1;
+    }
+    struct job *old = strmap_get(&e->jobs, job->jid);
+    if (old) { /* the newer record wins */
+        unplace(e, old);
+        forget(e, old);
+    }
+    strmap_put(&e->jobs, job->jid, job);
+    place(e, job, &pl);
+    free((char *)pl.wid);
+    return 0;
+}
+
+static void apply_counters(struct engine *e, struct rec_reader *r)
+{
+    e->processed = (uint64_t)rec_get_i64(r);
+    e->failures = (uint64_t)rec_get_i64(r);
+    e->dead_dropped = (uint64_t)rec_get_i64(r);
+    e->expired_reservations = (uint64_t)rec_get_i64(r);
+    uint32_t n = rec_get_u32(r);
+    memset(e->history, 0, sizeof e->history);
+    for (uint32_t i = 0; i < n && !r->is_bad; i++) {
+        struct day_stats d;
+        d.day = rec_get_i64(r);
+        d.processed = (uint64_t)rec_get_i64(r);
+        d.failed = (uint64_t)rec_get_i64(r);
+        e->history[(uint64_t)d.day % ENGINE_HISTORY_DAYS] = d;
+    }
+}
+
+int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_t errlen)
+{
+    struct rec_reader r;
+    rec_reader_init(&r, rec, len);
+    uint8_t type = rec_get_u8(&r);
+    int rc = 0;
+    e->is_replaying = 1;
+    switch (type) {
+    case REC_ADD: rc = apply_add(e, &r); break;
+    case REC_PLACE: {
+        char *jid = rec_get_str(&r, NULL);
+        struct placement pl;
+        rec_get_placement(&r, &pl);
+        struct job *job = jid ? strmap_get(&e->jobs, jid) : NULL;
+        if (r.is_bad || pl.state == JOB_NEW) {
+            rc = -1;
+        } else if (!job) {
+            e->replay_skipped++;
+        } else {
+            unplace(e, job);
+            place(e, job, &pl);
+        }
+        free(jid);
+        free((char *)pl.wid);
+        break;
+    }
+    case REC_FAIL: {
+        char *jid = rec_get_str(&r, NULL);
+        int64_t now = rec_get_i64(&r);
+        struct job_failure *f = rec_get_failure(&r);
+        struct placement pl;
+        rec_get_placement(&r, &pl);
+        struct job *job = jid ? strmap_get(&e->jobs, jid) : NULL;
+        if (r.is_bad) {
+            rc = -1;
+        } else {
+            count_failure(e, now);
+            if (!job) {
+                e->replay_skipped++;
+            } else {
+                unplace(e, job);
+                job_failure_free(job->failure);
+                job->failure = f;
+                f = NULL;
+                if (pl.state == JOB_NEW)
+                    forget(e, job);
+                else
+                    place(e, job, &pl);
+            }
+        }
+        job_failure_free(f);
+        free(jid);
+        free((char *)pl.wid);
+        break;
+    }
+    case REC_DEL: {
+        char *jid = rec_get_str(&r, NULL);
+        uint8_t why = rec_get_u8(&r);
+        int64_t now = rec_get_i64(&r);
+        struct job *job = jid ? strmap_get(&e->jobs, jid) : NULL;
+        if (r.is_bad) {
+            rc = -1;
+        } else {
+            if (why == RECDEL_ACKED) {
+                e->processed++;
+                today(e, now)->processed++;
+            }
+            if (job) {
+                unplace(e, job);
+                forget(e, job);
+            } else {
+                e->replay_skipped++;
+            }
+        }
+        free(jid);
+        break;
+    }
+    case REC_QUEUE: {
+        uint8_t op = rec_get_u8(&r);
+        char *name = rec_get_str(&r, NULL);
+        if (r.is_bad || !name)
+            rc = -1;
+        else if (op == RECQ_PAUSE)
+            each_queue(e, name, do_pause);
+        else if (op == RECQ_RESUME)
+            each_queue(e, name, do_unpause);
+        else if (op == RECQ_REMOVE)
+            each_queue(e, name, do_remove);
+        else if (op == RECQ_CREATE)
+            queue_get_or_create(e, name);
+        else
+            rc = -1;
+        free(name);
+        break;
+    }
+    case REC_FLUSH:
+        drop_all_jobs(e);
+        e->processed = e->failures = 0;
+        e->dead_dropped = e->expired_reservations = 0;
+        memset(e->history, 0, sizeof e->history);
+        break;
+    case REC_COUNTERS: apply_counters(e, &r); rc = r.is_bad ? -1 : 0; break;
+    default: rc = -1;
+    }
+    e->is_replaying = 0;
+    if (rc != 0)
+        snprintf(err, errlen, "record of type %u cannot be decoded", (unsigned)type);
+    return rc;
+}
+
+struct dump_ctx {
+    struct engine *e;
+    void (*out)(void *ctx, const void *rec, size_t len);
+    void *ctx;
+};
+
+static void dump_job(struct dump_ctx *d, const struct job *job)
+{
+    struct placement pl = placement_of(job);
+    sbuf_reset(&d->e->recbuf);
+    rec_encode_add(&d->e->recbuf, job, &pl);
+    d->out(d->ctx, d->e->recbuf.buf, d->e->recbuf.len);
+}
+
+static int dump_set_member(struct tset_node *node, void *arg)
+{
+    dump_job(arg, job_of(node));
+    return 0;
+}
+
+void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len), void *ctx)
+{
+    struct dump_ctx d = {e, out, ctx};
+    struct sbuf *b = &e->recbuf;
+    sbuf_reset(b);
+    rec_put_u8(b, REC_COUNTERS);
+    rec_put_i64(b, (int64_t)e->processed);
+    rec_put_i64(b, (int64_t)e->failures);
+    rec_put_i64(b, (int64_t)e->dead_dropped);
+    rec_put_i64(b, (int64_t)e->expired_reservations);
+    uint32_t n = 0;
+    for (size_t i = 0; i < ENGINE_HISTORY_DAYS; i++)
+        n += e->history[i].processed || e->history[i].failed;
+    rec_put_u32(b, n);
+    for (size_t i = 0; i < ENGINE_HISTORY_DAYS; i++) {
+        const struct day_stats *h = &e->history[i];
+        if (!h->processed && !h->failed)
+            continue;
+        rec_put_i64(b, h->day);
+        rec_put_i64(b, (int64_t)h->processed);
+        rec_put_i64(b, (int64_t)h->failed);
+    }
+    out(ctx, b->buf, b->len);
+
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);) {
+        struct queue *q = val;
+        sbuf_reset(b);
+        rec_encode_queue(b, RECQ_CREATE, q->name);
+        out(ctx, b->buf, b->len);
+        if (q->is_paused) {
+            sbuf_reset(b);
+            rec_encode_queue(b, RECQ_PAUSE, q->name);
+            out(ctx, b->buf, b->len);
+        }
+        for (struct job *job = q->head; job; job = job->qnext)
+            dump_job(&d, job);
+    }
+    tset_walk(&e->scheduled, dump_set_member, &d);
+    tset_walk(&e->retries, dump_set_member, &d);
+    tset_walk(&e->dead, dump_set_member, &d);
+    tset_walk(&e->working, dump_set_member, &d);
+    sbuf_reset(b);
 }

@@ -95,6 +95,11 @@ struct engine_hooks {
     void *ctx;
     /* A process was reaped for silence; close its connections. */
     void (*reaped)(void *ctx, const char *wid);
+    /*
+     * One change record (see record.h) for the journal, in the order the
+     * changes happen. rec is valid only during the call.
+     */
+    void (*record)(void *ctx, const void *rec, size_t len);
 };
 
 struct day_stats {
@@ -120,6 +125,9 @@ struct engine {
     uint32_t rng;
     struct sbuf scratch;
     int64_t op_now_ns; /* time of the queue operation in progress */
+    struct sbuf recbuf; /* the record being built */
+    int is_replaying;   /* applying records: emit nothing */
+    uint64_t replay_skipped; /* records naming jobs the state does not have */
 };
 
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_hooks *hooks);
@@ -213,6 +221,21 @@ void engine_flush(struct engine *e);
  * reaped. Returns the next time (ns) it should run, at most 1 s ahead.
  */
 int64_t engine_tick(struct engine *e, int64_t now_ns);
+
+/*
+ * Applies one change record (from the journal or a snapshot) without emitting
+ * records. Returns 0, or -1 with a reason in err when the record cannot be
+ * decoded. A record naming a job the engine does not hold is skipped and
+ * counted in replay_skipped.
+ */
+int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_t errlen);
+
+/*
+ * Writes the whole state as records (counters, queues with their jobs in
+ * order, then every set in time order) through out. Applying them to an
+ * empty engine rebuilds this state.
+ */
+void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len), void *ctx);
 
 /* Counters for a day (zeros when not in the history). */
 struct day_stats engine_day(const struct engine *e, int64_t day);

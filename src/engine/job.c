@@ -50,13 +50,18 @@ void job_free(struct job *job)
     free(job->created_at);
     free(job->body);
     free(job->wid);
-    if (job->failure) {
-        free(job->failure->errtype);
-        free(job->failure->message);
-        free(job->failure->backtrace);
-        free(job->failure);
-    }
+    job_failure_free(job->failure);
     free(job);
+}
+
+void job_failure_free(struct job_failure *f)
+{
+    if (!f)
+        return;
+    free(f->errtype);
+    free(f->message);
+    free(f->backtrace);
+    free(f);
 }
 
 /* Reads an optional string field: absent or null -> NULL; other types -> error. */

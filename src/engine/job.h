@@ -77,6 +77,8 @@ struct cJSON;
 int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);
 
 void job_free(struct job *job);
+/* Frees a failure record (NULL is fine). */
+void job_failure_free(struct job_failure *f);
 
 /* The reservation time FETCH applies: default 1800 s, at least 60 s. */
 int job_reserve_s(const struct job *job);

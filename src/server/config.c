@@ -29,6 +29,15 @@ static const char usage[] =
     "                              (default 100000, 0 = no limit)\n"
     "      --line-timeout SECONDS  a command line must be complete this long\n"
     "                              after its first byte (default 30)\n"
+    "      --fsync POLICY          always (default): a change is on disk before\n"
+    "                              its reply; everysec: written at once, synced\n"
+    "                              every second; never: left to the OS\n"
+    "      --snapshot-every BYTES  journal growth that triggers a snapshot\n"
+    "                              (default 67108864)\n"
+    "      --segment-size BYTES    journal segment size (default 67108864)\n"
+    "      --check                 verify the data directory, print a summary, exit\n"
+    "      --repair                with --check: cut a corrupt journal at the\n"
+    "                              first bad record (what follows is lost)\n"
     "  -h, --help                  print this help and exit\n"
     "  -v, --version               print the version and exit\n"
     "\n"
@@ -99,7 +108,8 @@ static int load_password(const char *value, char **out)
 
 int config_parse(struct config *cfg, int argc, char **argv)
 {
-    enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT };
+    enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT,
+           OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"web-bind", required_argument, NULL, 'w'},
@@ -112,6 +122,11 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"max-connections", required_argument, NULL, OPT_MAX_CONN},
         {"dead-max", required_argument, NULL, OPT_DEAD_MAX},
         {"line-timeout", required_argument, NULL, OPT_LINE_TIMEOUT},
+        {"fsync", required_argument, NULL, OPT_FSYNC},
+        {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+        {"segment-size", required_argument, NULL, OPT_SEGMENT_MAX},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"repair", no_argument, NULL, OPT_REPAIR},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -127,6 +142,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
     cfg->max_connections = 2000;
     cfg->dead_max = 100000;
     cfg->line_timeout_s = 30;
+    cfg->fsync = FSYNC_ALWAYS;
+    cfg->snapshot_every = 64u << 20;
+    cfg->segment_max = 64u << 20;
 
     size_t n;
     int c;
@@ -170,6 +188,22 @@ int config_parse(struct config *cfg, int argc, char **argv)
                 return -1;
             cfg->line_timeout_s = n > 86400 ? 86400 : (int)n;
             break;
+        case OPT_FSYNC:
+            if (journal_parse_policy(optarg, &cfg->fsync) != 0) {
+                fprintf(stderr, "spoold: --fsync takes always, everysec or never, not \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_SNAPSHOT_EVERY:
+            if (parse_size("--snapshot-every", optarg, 4096, &cfg->snapshot_every))
+                return -1;
+            break;
+        case OPT_SEGMENT_MAX:
+            if (parse_size("--segment-size", optarg, 4096, &cfg->segment_max))
+                return -1;
+            break;
+        case OPT_CHECK: cfg->is_check = 1; break;
+        case OPT_REPAIR: cfg->is_repair = 1; break;
         case 'h': fputs(usage, stdout); return 1;
         case 'v': printf("spoold %s\n", SPOOL_VERSION); return 1;
         case ':':
@@ -182,6 +216,10 @@ int config_parse(struct config *cfg, int argc, char **argv)
     }
     if (optind < argc) {
         fprintf(stderr, "spoold: unexpected argument \"%s\"; see spoold --help\n", argv[optind]);
+        return -1;
+    }
+    if (cfg->is_repair && !cfg->is_check) {
+        fprintf(stderr, "spoold: --repair goes with --check\n");
         return -1;
     }
     char host[256];

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/log.h"
+#include "store/journal.h"
 
 struct config {
     char *fwp_bind;       /* HOST:PORT */
@@ -23,6 +24,11 @@ struct config {
     int max_connections;
     size_t dead_max;
     int line_timeout_s;   /* a started command line must finish within this */
+    enum fsync_policy fsync;
+    size_t snapshot_every; /* journal bytes that trigger a snapshot */
+    size_t segment_max;    /* journal segment size before a new one starts */
+    int is_check;          /* --check: verify the data directory and exit */
+    int is_repair;         /* with --check: cut corruption off */
 };
 
 /*

@@ -525,22 +525,23 @@ struct command {
     const char *verb;
     void (*fn)(struct conn *c, char *arg, size_t len);
     const char *needs; /* usage when an argument is required, else NULL */
+    int is_write;      /* refused once the journal has failed */
 };
 
 static const struct command commands[] = {
-    {"PUSH", cmd_push, "a job: PUSH {\"jid\":\"...\",\"jobtype\":\"...\",\"args\":[...]}"},
-    {"PUSHB", cmd_pushb, "a JSON array of jobs: PUSHB [{...},{...}]"},
-    {"FETCH", cmd_fetch, NULL},
-    {"ACK", cmd_ack, "a job id: ACK {\"jid\":\"...\"}"},
-    {"FAIL", cmd_fail, "a failure: FAIL {\"jid\":\"...\",\"errtype\":\"...\",\"message\":\"...\"}"},
-    {"BEAT", cmd_beat, "a worker id: BEAT {\"wid\":\"...\"}"},
-    {"INFO", cmd_info, NULL},
-    {"FLUSH", cmd_flush, NULL},
-    {"END", cmd_end, NULL},
-    {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name..."},
-    {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}"},
-    {"BATCH", cmd_batch, NULL},
-    {"TRACK", cmd_track, NULL},
+    {"PUSH", cmd_push, "a job: PUSH {\"jid\":\"...\",\"jobtype\":\"...\",\"args\":[...]}", 1},
+    {"PUSHB", cmd_pushb, "a JSON array of jobs: PUSHB [{...},{...}]", 1},
+    {"FETCH", cmd_fetch, NULL, 0},
+    {"ACK", cmd_ack, "a job id: ACK {\"jid\":\"...\"}", 0},
+    {"FAIL", cmd_fail, "a failure: FAIL {\"jid\":\"...\",\"errtype\":\"...\",\"message\":\"...\"}", 0},
+    {"BEAT", cmd_beat, "a worker id: BEAT {\"wid\":\"...\"}", 0},
+    {"INFO", cmd_info, NULL, 0},
+    {"FLUSH", cmd_flush, NULL, 1},
+    {"END", cmd_end, NULL, 0},
+    {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name...", 1},
+    {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1},
+    {"BATCH", cmd_batch, NULL, 0},
+    {"TRACK", cmd_track, NULL, 0},
 };
 
 void fwp_dispatch(struct conn *c, char *line, size_t len)
@@ -557,6 +558,10 @@ void fwp_dispatch(struct conn *c, char *line, size_t len)
             continue;
         if (cmd->needs && arglen == 0) {
             conn_reply_err(c, "%s needs %s", cmd->verb, cmd->needs);
+            return;
+        }
+        if (cmd->is_write && srv->is_readonly) {
+            conn_reply_err(c, "changes are refused: the journal failed (%s)", srv->readonly_reason);
             return;
         }
         cmd->fn(c, arg, arglen);

@@ -17,6 +17,11 @@ int main(int argc, char **argv)
         return rc > 0 ? EXIT_SUCCESS : 2;
     }
     log_set_level(cfg.log_level);
+    if (cfg.is_check) {
+        rc = server_check(&cfg);
+        config_release(&cfg);
+        return rc;
+    }
     struct server srv;
     if (server_init(&srv, &cfg) != 0) {
         server_release(&srv);

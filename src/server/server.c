@@ -11,14 +11,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "server/conn.h"
+#include "server/datadir.h"
 #include "server/http.h"
+#include "store/journal.h"
 
 int64_t server_now(void)
 {
@@ -29,10 +34,105 @@ int64_t server_now(void)
 
 uint64_t server_commit(struct server *srv)
 {
-    /* No journal yet: a change is as durable as it will get when it is made. */
-    uint64_t seq = ++srv->commit_seq;
-    server_mark_durable(srv, seq);
-    return seq;
+    return srv->commit_seq;
+}
+
+/* The engine made a change: journal it. Its sequence now covers every change so far. */
+static void on_record(void *ctx, const void *rec, size_t len)
+{
+    struct server *srv = ctx;
+    srv->commit_seq = journal_append(srv->journal, rec, len);
+}
+
+/* Writer thread: wake the loop. */
+static void journal_notify(void *ctx)
+{
+    struct server *srv = ctx;
+    uint64_t one = 1;
+    ssize_t w = write(srv->notify_fd, &one, sizeof one);
+    (void)w;
+}
+
+static void on_journal_progress(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    uint64_t n;
+    ssize_t r = read(srv->notify_fd, &n, sizeof n);
+    (void)r;
+    server_mark_durable(srv, journal_durable(srv->journal));
+    char why[256];
+    if (!srv->is_readonly && journal_failed(srv->journal, why, sizeof why)) {
+        if (srv->cfg.fsync == FSYNC_ALWAYS) {
+            /* Replies still held were never sent: nothing unsaved was acknowledged. */
+            log_error("msg=\"exiting: the journal cannot write, and --fsync always promises every "
+                      "reply is on disk\" error=\"%s\"", why);
+            _exit(3);
+        }
+        srv->is_readonly = 1;
+        snprintf(srv->readonly_reason, sizeof srv->readonly_reason, "%s", why);
+        log_error("msg=\"the journal failed: refusing changes from now on\" error=\"%s\"", why);
+    }
+}
+
+struct snap_ctx {
+    struct snapshot_writer *w;
+};
+
+static void snap_out(void *ctx, const void *rec, size_t len)
+{
+    snapshot_add(((struct snap_ctx *)ctx)->w, rec, len);
+}
+
+/*
+ * Writes a snapshot in a forked child: the child sees the state as of the
+ * fork without stopping the loop. The journal rotates at the same instant,
+ * so the snapshot covers exactly the segments before the new one.
+ */
+static void maybe_snapshot(struct server *srv)
+{
+    if (srv->snapshot_pid || srv->is_readonly ||
+        journal_bytes_since_rotation(srv->journal) < srv->cfg.snapshot_every)
+        return;
+    uint64_t seg = journal_rotate(srv->journal);
+    if (!seg)
+        return;
+    pid_t pid = fork();
+    if (pid < 0) {
+        log_warn("msg=\"cannot fork for a snapshot; will retry\" error=\"%s\"", strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        struct snap_ctx sc = {snapshot_begin(srv->cfg.data_dir, seg, &fileio_posix)};
+        if (!sc.w)
+            _exit(1);
+        engine_dump(srv->engine, snap_out, &sc);
+        _exit(snapshot_commit(sc.w) == 0 ? 0 : 1);
+    }
+    srv->snapshot_pid = pid;
+    srv->snapshot_segment = seg;
+    log_info("msg=\"snapshot started\" pid=%d covers_below_segment=%llu", (int)pid,
+             (unsigned long long)seg);
+}
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid != srv->snapshot_pid)
+            continue;
+        srv->snapshot_pid = 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            srv->snapshots_taken++;
+            journal_prune(srv->cfg.data_dir, &fileio_posix, srv->snapshot_segment);
+            log_info("msg=\"snapshot written; older journal segments removed\" segment=%llu",
+                     (unsigned long long)srv->snapshot_segment);
+        } else {
+            log_error("msg=\"snapshot failed; the journal is kept and the snapshot will be retried\" "
+                      "status=%d", status);
+        }
+    }
 }
 
 void server_mark_durable(struct server *srv, uint64_t seq)
@@ -72,6 +172,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     int64_t now = server_now();
     int64_t next = engine_tick(srv->engine, now);
+    maybe_snapshot(srv);
     int64_t delay = next > now ? next - now : 0;
     /* Round up to the next millisecond so a due job is never a hair early. */
     delay += NS_PER_MS - 1;
@@ -129,21 +230,64 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(srv->base, NULL);
 }
 
-static int make_dirs(const char *path)
+static int apply_record(void *ctx, const void *rec, size_t len, char *err, size_t errlen)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
+    return engine_apply(ctx, rec, len, err, errlen);
+}
+
+static struct engine *new_engine(const struct config *cfg, const struct engine_hooks *hooks,
+                                 uint32_t seed)
+{
+    struct engine_config ec;
+    engine_config_defaults(&ec);
+    ec.dead_max = cfg->dead_max;
+    ec.seed = seed | 1;
+    return engine_new(&ec, hooks);
+}
+
+static void log_recovery(const struct recovery *r, struct engine *e, int64_t took_ns)
+{
+    log_info("msg=\"recovered\" snapshot=%llu snapshot_records=%llu segments=%llu records=%llu "
+             "jobs=%zu took_ms=%lld skipped=%llu",
+             (unsigned long long)r->snapshot, (unsigned long long)r->snapshot_records,
+             (unsigned long long)r->segments, (unsigned long long)r->records, e->jobs.count,
+             (long long)(took_ns / NS_PER_MS), (unsigned long long)e->replay_skipped);
+    if (r->message[0])
+        log_warn("msg=\"%s\"", r->message);
+}
+
+int server_check(const struct config *cfg)
+{
+    char err[512];
+    int fd = datadir_lock(cfg->data_dir, err, sizeof err);
+    if (fd < 0) {
+        fprintf(stderr, "spoold: %s\n", err);
+        return 1;
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    struct engine *e = new_engine(cfg, NULL, 1);
+    struct recovery r;
+    int64_t t0 = server_now();
+    int rc = journal_recover(cfg->data_dir, &fileio_posix, apply_record, e, cfg->is_repair,
+                             !cfg->is_repair, &r);
+    int64_t took = server_now() - t0;
+    if (rc != 0) {
+        printf("spoold --check: %s: FAILED\n  %s\n", cfg->data_dir, r.message);
+    } else {
+        printf("spoold --check: %s: %s\n", cfg->data_dir,
+               r.repaired ? "REPAIRED" : r.truncated ? (cfg->is_repair ? "REPAIRED" : "OK (torn tail)") : "OK");
+        printf("  snapshot %llu (%llu records), %llu journal segments, %llu records, %.3f s\n",
+               (unsigned long long)r.snapshot, (unsigned long long)r.snapshot_records,
+               (unsigned long long)r.segments, (unsigned long long)r.records,
+               (double)took / (double)NS_PER_S);
+        printf("  jobs %zu: queued %zu, scheduled %zu, retries %zu, dead %zu, working %zu\n",
+               e->jobs.count, engine_enqueued_total(e), e->scheduled.count, e->retries.count,
+               e->dead.count, e->working.count);
+        if (r.message[0])
+            printf("  %s\n", r.message);
+    }
+    engine_free(e);
+    close(fd);
+    return rc == 0 ? 0 : 1;
 }
 
 static int listen_fwp(struct server *srv)
@@ -186,10 +330,13 @@ int server_init(struct server *srv, const struct config *cfg)
     memset(srv, 0, sizeof *srv);
     srv->cfg = *cfg;
     srv->started_ns = server_now();
+    srv->lock_fd = -1;
+    srv->notify_fd = -1;
     armed_ns = INT64_MAX;
-    if (make_dirs(cfg->data_dir) != 0) {
-        log_error("msg=\"cannot create the data directory\" dir=%s error=\"%s\"", cfg->data_dir,
-                  strerror(errno));
+    char err[512];
+    srv->lock_fd = datadir_lock(cfg->data_dir, err, sizeof err);
+    if (srv->lock_fd < 0) {
+        log_error("msg=\"%s\"", err);
         return -1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -198,19 +345,39 @@ int server_init(struct server *srv, const struct config *cfg)
         log_error("msg=\"cannot create the event loop\"");
         return -1;
     }
-    struct engine_config ec;
-    engine_config_defaults(&ec);
-    ec.dead_max = cfg->dead_max;
-    ec.seed = (uint32_t)(srv->started_ns ^ (srv->started_ns >> 32)) | 1;
-    struct engine_hooks hooks = {.ctx = srv, .reaped = on_reaped};
-    srv->engine = engine_new(&ec, &hooks);
+    struct engine_hooks hooks = {.ctx = srv, .reaped = on_reaped, .record = on_record};
+    srv->engine = new_engine(cfg, &hooks, (uint32_t)(srv->started_ns ^ (srv->started_ns >> 32)));
+
+    /* Recover before listening: no client sees a half-loaded state. */
+    struct recovery rec;
+    int64_t t0 = server_now();
+    if (journal_recover(cfg->data_dir, &fileio_posix, apply_record, srv->engine, 0, 0, &rec) != 0) {
+        log_error("msg=\"cannot recover the data directory\" error=\"%s\"", rec.message);
+        return -1;
+    }
+    log_recovery(&rec, srv->engine, server_now() - t0);
+    srv->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (srv->notify_fd < 0) {
+        log_error("msg=\"cannot create an eventfd\" error=\"%s\"", strerror(errno));
+        return -1;
+    }
+    srv->notify_ev = event_new(srv->base, srv->notify_fd, EV_READ | EV_PERSIST, on_journal_progress, srv);
+    event_add(srv->notify_ev, NULL);
+    srv->journal = journal_open(cfg->data_dir, rec.next_segment, cfg->fsync, cfg->segment_max,
+                                &fileio_posix, journal_notify, srv, err, sizeof err);
+    if (!srv->journal) {
+        log_error("msg=\"%s\"", err);
+        return -1;
+    }
     if (listen_fwp(srv) != 0 || http_init(srv) != 0)
         return -1;
     srv->tick_ev = evtimer_new(srv->base, on_tick, srv);
     srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
     srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->sig_chld = evsignal_new(srv->base, SIGCHLD, on_sigchld, srv);
     evsignal_add(srv->sig_int, NULL);
     evsignal_add(srv->sig_term, NULL);
+    evsignal_add(srv->sig_chld, NULL);
     on_tick(-1, 0, srv);
     return 0;
 }
@@ -222,13 +389,24 @@ int server_run(struct server *srv)
     config_split_hostport(srv->cfg.fwp_bind, host, sizeof host, &port);
     char whost[256];
     config_split_hostport(srv->cfg.http_bind, whost, sizeof whost, &port);
-    log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s", host, srv->fwp_port,
-             whost, srv->http_port, srv->cfg.data_dir, SPOOL_VERSION);
+    log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s fsync=%s", host,
+             srv->fwp_port, whost, srv->http_port, srv->cfg.data_dir, SPOOL_VERSION,
+             journal_policy_name(srv->cfg.fsync));
     return event_base_dispatch(srv->base) < 0 ? -1 : 0;
 }
 
 void server_release(struct server *srv)
 {
+    /* Finish in-flight journal writes first: what was appended gets to disk. */
+    if (srv->journal)
+        journal_close(srv->journal);
+    srv->journal = NULL;
+    if (srv->snapshot_pid) {
+        int status;
+        waitpid(srv->snapshot_pid, &status, 0);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            journal_prune(srv->cfg.data_dir, &fileio_posix, srv->snapshot_segment);
+    }
     while (srv->conns)
         conn_close(srv->conns);
     if (srv->listener)
@@ -240,6 +418,14 @@ void server_release(struct server *srv)
         event_free(srv->sig_int);
     if (srv->sig_term)
         event_free(srv->sig_term);
+    if (srv->sig_chld)
+        event_free(srv->sig_chld);
+    if (srv->notify_ev)
+        event_free(srv->notify_ev);
+    if (srv->notify_fd >= 0)
+        close(srv->notify_fd);
+    if (srv->lock_fd >= 0)
+        close(srv->lock_fd);
     engine_free(srv->engine);
     if (srv->base)
         event_base_free(srv->base);

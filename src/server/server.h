@@ -24,6 +24,7 @@ struct event;
 struct evconnlistener;
 struct evhttp;
 struct conn;
+struct journal;
 
 struct server {
     struct config cfg;
@@ -41,18 +42,37 @@ struct server {
     uint64_t durable_seq; /* every sequence <= this is durable */
     int fwp_port, http_port;
     int is_stopping;
+    int lock_fd;               /* the data directory's lock, held while running */
+    struct journal *journal;
+    int notify_fd;             /* eventfd: the journal writer says it made progress */
+    struct event *notify_ev;
+    struct event *sig_chld;
+    int snapshot_pid;          /* a snapshot child is running, or 0 */
+    uint64_t snapshot_segment; /* the segment the running snapshot covers up to */
+    uint64_t snapshots_taken;
+    int is_readonly;           /* the journal failed: changes are refused */
+    char readonly_reason[256];
 };
 
 /* Wall-clock time in Unix nanoseconds. */
 int64_t server_now(void);
 
-/* Builds the server: binds both listeners, creates the data directory. 0 or -1 (logged). */
+/*
+ * Builds the server: locks the data directory, recovers the state from it,
+ * opens the journal, binds both listeners. 0 or -1 (logged).
+ */
 int server_init(struct server *srv, const struct config *cfg);
 /* Runs the event loop until SIGINT/SIGTERM. */
 int server_run(struct server *srv);
 void server_release(struct server *srv);
 
-/* Hands out the sequence number for a change just made to the engine. */
+/* spoold --check [--repair]: verifies (or repairs) cfg->data_dir; returns the exit code. */
+int server_check(const struct config *cfg);
+
+/*
+ * The sequence number covering every change made to the engine so far: a
+ * reply sent once it is durable promises all of them are on disk.
+ */
 uint64_t server_commit(struct server *srv);
 /* Records that every sequence <= seq is durable and releases held replies. */
 void server_mark_durable(struct server *srv, uint64_t seq);
