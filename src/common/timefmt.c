@@ -93,7 +93,21 @@ int timefmt_parse(const char *s, size_t len, int64_t *out_ns, const char **why)
     if (i != len)
         return -1;
     int64_t secs = days_from_civil(year, mon, day) * 86400 + hour * 3600 + min * 60 + sec - offset_s;
-    *out_ns = secs * NS_PER_S + frac_ns;
+    /* Nanoseconds in an int64 reach from 1677-09-21 to 2262-04-11. */
+    *why = "time out of range (1678 to 2261)";
+    if (secs >= 0) {
+        if (secs > (INT64_MAX - frac_ns) / NS_PER_S)
+            return -1;
+        *out_ns = secs * NS_PER_S + frac_ns;
+    } else {
+        /* (secs + 1) * 1e9 cannot overflow here; then add the fraction minus one second. */
+        if (secs < INT64_MIN / NS_PER_S - 1)
+            return -1;
+        int64_t base = (secs + 1) * NS_PER_S, add = frac_ns - NS_PER_S;
+        if (base < INT64_MIN - add)
+            return -1;
+        *out_ns = base + add;
+    }
     *why = NULL;
     return 0;
 }
@@ -122,8 +136,11 @@ void timefmt_day_string(int64_t day, char *out)
 
 size_t timefmt_format(int64_t ns, char *out)
 {
-    int64_t secs = floor_div(ns, NS_PER_S);
-    int64_t frac = ns - secs * NS_PER_S;
+    int64_t secs = ns / NS_PER_S, frac = ns % NS_PER_S;
+    if (frac < 0) { /* floor, without computing ns - frac (which overflows near INT64_MIN) */
+        frac += NS_PER_S;
+        secs -= 1;
+    }
     int64_t day = floor_div(secs, 86400);
     int64_t sod = secs - day * 86400;
     int64_t y;

@@ -153,6 +153,7 @@ struct job *engine_fetch(struct engine *e, const char *const *queues, int n, con
  * Registers w as waiting on the non-paused queues among queues[0..n): the
  * next job pushed to one of them is reserved under w->wid and passed to
  * w->deliver (after w is unregistered). Returns how many queues w waits on.
+ * w holds memory until delivery or engine_unwait(), even when it returns 0.
  */
 int engine_wait(struct engine *e, struct waiter *w, const char *const *queues, int n);
 /* Unregisters w if it is waiting (safe to call when it is not). */

@@ -36,8 +36,10 @@ int job_reserve_s(const struct job *job)
 
 int64_t job_backoff_s(int retry_count, uint32_t rand_0_29)
 {
-    int64_t c = retry_count;
-    return c * c * c * c + 15 + (int64_t)rand_0_29 * (c + 1);
+    /* Beyond 300 failures the formula passes a century: cap it there, no overflow. */
+    int64_t c = retry_count < 0 ? 0 : retry_count > 300 ? 300 : retry_count;
+    int64_t s = c * c * c * c + 15 + (int64_t)rand_0_29 * (c + 1);
+    return s > JOB_MAX_BACKOFF_S ? JOB_MAX_BACKOFF_S : s;
 }
 
 void job_free(struct job *job)
@@ -129,10 +131,11 @@ static struct job_failure *failure_from_cjson(cJSON *f)
         return NULL;
     struct job_failure *fl = xcalloc(1, sizeof *fl);
     cJSON *v;
+    /* Counts from the client are kept within sane bounds: they drive backoff arithmetic. */
     if ((v = cJSON_GetObjectItemCaseSensitive(f, "retry_count")) && cJSON_IsNumber(v))
-        fl->retry_count = v->valueint;
+        fl->retry_count = v->valueint < 0 ? 0 : v->valueint > JOB_MAX_COUNT ? JOB_MAX_COUNT : v->valueint;
     if ((v = cJSON_GetObjectItemCaseSensitive(f, "remaining")) && cJSON_IsNumber(v))
-        fl->remaining = v->valueint;
+        fl->remaining = v->valueint < 0 ? 0 : v->valueint > JOB_MAX_COUNT ? JOB_MAX_COUNT : v->valueint;
     if ((v = cJSON_GetObjectItemCaseSensitive(f, "failed_at")) && cJSON_IsString(v))
         fl->failed_at_ns = parse_time_or_zero(v->valuestring);
     if ((v = cJSON_GetObjectItemCaseSensitive(f, "next_at")) && cJSON_IsString(v))
@@ -308,7 +311,7 @@ void job_record_failure(struct job *job, const char *errtype, const char *messag
         f->retry_count = 0;
         f->remaining = job->retry;
         f->failed_at_ns = now_ns;
-    } else {
+    } else if (f->retry_count < JOB_MAX_COUNT) {
         f->retry_count++;
         f->remaining = f->remaining > 0 ? f->remaining - 1 : 0;
         if (!f->failed_at_ns)

@@ -28,6 +28,9 @@
 #define JOB_ERRTYPE_MAX 100
 #define JOB_MESSAGE_MAX 1000
 #define JOB_BACKTRACE_MAX 50
+/* Failure counts saturate here; backoff delays stop growing at about 95 years. */
+#define JOB_MAX_COUNT 1000000
+#define JOB_MAX_BACKOFF_S INT64_C(3000000000)
 
 enum job_state { JOB_NEW = 0, JOB_SCHEDULED, JOB_ENQUEUED, JOB_WORKING, JOB_RETRY, JOB_DEAD };
 
