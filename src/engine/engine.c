@@ -733,7 +733,7 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
         struct job *job = job_of(n);
         unplace(e, job);
         e->expired_reservations++;
-        fail_job(e, job, "ReservationExpired", "job reservation expired", NULL, now_ns);
+        fail_job(e, job, "ReservationExpired", "Faktory job reservation expired", NULL, now_ns);
     }
     while ((n = tset_min(&e->dead)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);

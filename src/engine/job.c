@@ -258,8 +258,26 @@ int job_from_cjson(cJSON *obj, int64_t now_ns, struct job **out, char *err)
     return 0;
 }
 
+int job_json_has_nul(const char *json, size_t len)
+{
+    /* Escapes come in pairs, so stepping over each "\x" keeps us in step. */
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (json[i] != '\\')
+            continue;
+        if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;
+    }
+    return 0;
+}
+
 int job_parse(const char *json, size_t len, int64_t now_ns, struct job **out, char *err)
 {
+    if (job_json_has_nul(json, len)) {
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: strings containing \\u0000 (NUL) are not supported");
+        *out = NULL;
+        return -1;
+    }
     const char *end = NULL;
     cJSON *obj = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!obj) {

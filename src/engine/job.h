@@ -75,6 +75,12 @@ struct job {
  */
 int job_parse(const char *json, size_t len, int64_t now_ns, struct job **out, char *err);
 
+/*
+ * Whether JSON text holds a \u0000 escape. The JSON library ends strings at
+ * NUL, so such a job would be silently cut: it is refused instead.
+ */
+int job_json_has_nul(const char *json, size_t len);
+
 /* Same, for a job already parsed by cJSON (PUSHB's array elements). */
 struct cJSON;
 int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);

@@ -197,10 +197,17 @@ static void cmd_push(struct conn *c, char *arg, size_t len)
 static void cmd_pushb(struct conn *c, char *arg, size_t len)
 {
     struct server *srv = c->srv;
+    if (job_json_has_nul(arg, len)) {
+        conn_reply_err(c, "invalid JSON: strings containing \\u0000 (NUL) are not supported");
+        return;
+    }
     cJSON *arr = cJSON_ParseWithLength(arg, len);
-    if (!cJSON_IsArray(arr)) {
+    int all_objects = cJSON_IsArray(arr);
+    cJSON *item;
+    cJSON_ArrayForEach(item, arr) all_objects &= cJSON_IsObject(item);
+    if (!all_objects) {
         cJSON_Delete(arr);
-        conn_reply_err(c, "invalid JSON: PUSHB takes a JSON array of jobs");
+        conn_reply_err(c, "invalid JSON: PUSHB takes a JSON array of job objects");
         return;
     }
     cJSON *errors = cJSON_CreateObject();
@@ -209,7 +216,7 @@ static void cmd_pushb(struct conn *c, char *arg, size_t len)
     cJSON_ArrayForEach(elem, arr)
     {
         char err[JOB_ERR_MAX];
-        const char *jid = cJSON_IsObject(elem) ? get_string(elem, "jid") : NULL;
+        const char *jid = get_string(elem, "jid");
         char *jid_copy = xstrdup(jid ? jid : ""); /* job_from_cjson may reshape elem */
         struct job *job;
         if (job_from_cjson(elem, now, &job, err) != 0 || push_one(c, job, err) != 0) {
@@ -322,7 +329,11 @@ static void cmd_fail(struct conn *c, char *arg, size_t len)
     cJSON *errtype = cJSON_GetObjectItemCaseSensitive(o, "errtype");
     cJSON *message = cJSON_GetObjectItemCaseSensitive(o, "message");
     cJSON *bt = cJSON_GetObjectItemCaseSensitive(o, "backtrace");
-    if (!o || (jid && !cJSON_IsString(jid) && !cJSON_IsNull(jid)) ||
+    int bt_ok = 1;
+    cJSON *bt_line;
+    if (cJSON_IsArray(bt))
+        cJSON_ArrayForEach(bt_line, bt) bt_ok &= cJSON_IsString(bt_line);
+    if (!o || !bt_ok || (jid && !cJSON_IsString(jid) && !cJSON_IsNull(jid)) ||
         (errtype && !cJSON_IsString(errtype) && !cJSON_IsNull(errtype)) ||
         (message && !cJSON_IsString(message) && !cJSON_IsNull(message)) ||
         (bt && !cJSON_IsArray(bt) && !cJSON_IsNull(bt))) {
@@ -344,7 +355,7 @@ static void cmd_fail(struct conn *c, char *arg, size_t len)
         {
             if (k++ >= JOB_BACKTRACE_MAX)
                 break;
-            cJSON_AddItemToArray(lines, cJSON_CreateString(cJSON_IsString(line) ? line->valuestring : ""));
+            cJSON_AddItemToArray(lines, cJSON_CreateString(line->valuestring));
         }
         bt_text = cJSON_PrintUnformatted(lines);
         cJSON_Delete(lines);
@@ -451,6 +462,29 @@ static void cmd_queue(struct conn *c, char *arg, size_t len)
     reply_ok(c, server_commit(srv));
 }
 
+/* Says what is wrong with a MUTATE filter's types, or NULL when it is fine. */
+static const char *mutate_filter_problem(cJSON *filter)
+{
+    if (!filter || cJSON_IsNull(filter))
+        return NULL;
+    if (!cJSON_IsObject(filter))
+        return "filter must be an object";
+    cJSON *jids = cJSON_GetObjectItemCaseSensitive(filter, "jids");
+    if (jids && !cJSON_IsNull(jids)) {
+        if (!cJSON_IsArray(jids))
+            return "filter.jids must be an array of strings";
+        cJSON *j;
+        cJSON_ArrayForEach(j, jids) if (!cJSON_IsString(j)) return "filter.jids must be an array of strings";
+    }
+    cJSON *re = cJSON_GetObjectItemCaseSensitive(filter, "regexp");
+    if (re && !cJSON_IsNull(re) && !cJSON_IsString(re))
+        return "filter.regexp must be a string";
+    cJSON *jt = cJSON_GetObjectItemCaseSensitive(filter, "jobtype");
+    if (jt && !cJSON_IsNull(jt) && !cJSON_IsString(jt))
+        return "filter.jobtype must be a string";
+    return NULL;
+}
+
 static void cmd_mutate(struct conn *c, char *arg, size_t len)
 {
     struct server *srv = c->srv;
@@ -492,6 +526,12 @@ static void cmd_mutate(struct conn *c, char *arg, size_t len)
     struct mutate_filter f = {0};
     const char **jids = NULL;
     cJSON *filter = cJSON_GetObjectItemCaseSensitive(o, "filter");
+    const char *bad = mutate_filter_problem(filter);
+    if (bad) { /* a filter we cannot read must never widen into "everything" */
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid JSON: %s", bad);
+        return;
+    }
     if (cJSON_IsObject(filter)) {
         cJSON *arr = cJSON_GetObjectItemCaseSensitive(filter, "jids");
         int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;

@@ -5,7 +5,12 @@
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
 
 #include "common/log.h"
 #include "server/config.h"
@@ -22,9 +27,51 @@ static void send_json(struct evhttp_request *req, struct sbuf *body)
     evbuffer_free(out);
 }
 
+/* HTTP Basic auth with the server password (any user name), compared in constant time. */
+static int authorized(struct server *srv, struct evhttp_request *req)
+{
+    const char *pw = srv->cfg.password;
+    if (!pw)
+        return 1;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+        return 0;
+    h += 6;
+    size_t n = strlen(h);
+    if (n == 0 || n > 4096 || n % 4)
+        return 0;
+    unsigned char *dec = malloc(n);
+    if (!dec)
+        return 0;
+    int len = EVP_DecodeBlock(dec, (const unsigned char *)h, (int)n);
+    while (len > 0 && n && h[--n] == '=') /* EVP_DecodeBlock counts padding as zero bytes */
+        len--;
+    int ok = 0;
+    if (len > 0) {
+        unsigned char *colon = memchr(dec, ':', (size_t)len);
+        if (colon) {
+            size_t plen = (size_t)len - (size_t)(colon + 1 - dec);
+            ok = plen == strlen(pw) && CRYPTO_memcmp(colon + 1, pw, plen) == 0;
+        }
+    }
+    free(dec);
+    return ok;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *srv = arg;
+    if (!authorized(srv, req)) {
+        /* evhttp_send_error drops our headers, so the 401 is sent by hand. */
+        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+        evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"spool\"");
+        evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+        struct evbuffer *body = evbuffer_new();
+        evbuffer_add_printf(body, "a password is required\n");
+        evhttp_send_reply(req, 401, "Unauthorized", body);
+        evbuffer_free(body);
+        return;
+    }
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET || !path) {
         evhttp_send_error(req, 405, "only GET is served here");
@@ -51,7 +98,7 @@ int http_init(struct server *srv)
     if (config_split_hostport(srv->cfg.http_bind, host, sizeof host, &port))
         return -1;
     srv->http = evhttp_new(srv->base);
-    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET);
     evhttp_set_max_headers_size(srv->http, 16384);
     evhttp_set_max_body_size(srv->http, 65536);
     evhttp_set_timeout(srv->http, 30);

@@ -753,7 +753,7 @@ static void engine_reservation_expiry_with_no_retries(void **state)
     assert_int_equal(E->failures, 2);
 }
 
-/* spool words the expiry as "job reservation expired" (docs/jobs.md). */
+/* Worded as Faktory words it, for dashboards and alerts that match on it. */
 static void engine_reservation_expiry_message(void **state)
 {
     struct job *job = push("jid-0001", "default", "\"reserve_for\":60");
@@ -761,7 +761,7 @@ static void engine_reservation_expiry_message(void **state)
     clock_ns += 60 * SEC;
     engine_tick(E, clock_ns);
     assert_string_equal(job->failure->errtype, "ReservationExpired");
-    assert_string_equal(job->failure->message, "job reservation expired");
+    assert_string_equal(job->failure->message, "Faktory job reservation expired");
 }
 
 static void engine_ack_unknown_changes_nothing(void **state)
