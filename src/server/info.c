@@ -7,6 +7,7 @@
 
 #include "common/timefmt.h"
 #include "server/server.h"
+#include "store/journal.h"
 
 /* Faktory's INFO reports this; clients that check it see a compatible server. */
 #define FAKTORY_COMPAT_VERSION "1.10.0"
@@ -40,6 +41,21 @@ static void add_server(struct server *srv, cJSON *root, int64_t now)
     cJSON_AddNumberToObject(s, "connections", srv->nconns);
     cJSON_AddNumberToObject(s, "command_count", (double)srv->command_count);
     cJSON_AddNumberToObject(s, "used_memory_mb", (double)(long)(rss_mb() + 0.5));
+    if (srv->journal) {
+        struct journal_stats js;
+        journal_get_stats(srv->journal, &js);
+        cJSON *j = cJSON_AddObjectToObject(s, "journal");
+        cJSON_AddStringToObject(j, "fsync", journal_policy_name(srv->cfg.fsync));
+        cJSON_AddNumberToObject(j, "records", (double)js.records);
+        cJSON_AddNumberToObject(j, "batches", (double)js.batches);
+        cJSON_AddNumberToObject(j, "fsyncs", (double)js.fsyncs);
+        cJSON_AddNumberToObject(j, "bytes", (double)js.bytes);
+        cJSON_AddNumberToObject(j, "fsync_ms_avg",
+                                js.fsyncs ? (double)js.fsync_ns_total / (double)js.fsyncs / 1e6 : 0);
+        cJSON_AddNumberToObject(j, "fsync_ms_max", (double)js.fsync_ns_max / 1e6);
+        cJSON_AddNumberToObject(j, "snapshots", (double)srv->snapshots_taken);
+        cJSON_AddBoolToObject(j, "failed", srv->is_readonly);
+    }
 }
 
 static void add_now(cJSON *root, int64_t now)
