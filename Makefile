@@ -1,12 +1,13 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 # Both install missing Debian packages first (scripts/deps), then build with
-# CMake into build/. Other targets: build, asan, clean.
+# CMake into build/. Other targets: build, asan (the suite under ASan and
+# UBSan), tsan (the threaded tests under ThreadSanitizer), clean.
 
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SPOOLD_FLAGS ?=
 
-.PHONY: all build run test asan clean deps test-deps
+.PHONY: all build run test asan tsan clean deps test-deps
 
 all: build
 
@@ -31,6 +32,12 @@ asan: deps test-deps
 	@cmake -S . -B $(BUILD)/asan -DCMAKE_BUILD_TYPE=Debug -DSPOOL_WERROR=ON -DSPOOL_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD)/asan -j $(JOBS)
 	@cd $(BUILD)/asan && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+# The tests that exercise threads (the journal writer) under ThreadSanitizer.
+tsan: deps test-deps
+	@cmake -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DSPOOL_WERROR=ON -DSPOOL_TSAN=ON >/dev/null
+	@cmake --build $(BUILD)/tsan -j $(JOBS)
+	@cd $(BUILD)/tsan && ctest --output-on-failure -j $(JOBS) --timeout 900 -L threads
 
 clean:
 	rm -rf $(BUILD)
