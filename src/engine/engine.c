@@ -375,7 +375,7 @@ static void trim_dead(struct engine *e, int64_t now_ns)
         tset_remove(&e->dead, &old->tnode);
         old->state = JOB_NEW;
         e->dead_dropped++;
-        emit_del(e, old->jid, RECDEL_DROPPED, now_ns);
+        emit_del(e, old->jid, RECDEL_DEAD_DROPPED, now_ns);
         forget(e, old);
     }
 }
@@ -456,7 +456,7 @@ static void count_failure(struct engine *e, int64_t now_ns)
 
 /* Failure bookkeeping shared by FAIL and reservation expiry; job is unplaced. */
 static void fail_job(struct engine *e, struct job *job, const char *errtype, const char *message,
-                     const char *backtrace_json, int64_t now_ns)
+                     const char *backtrace_json, int is_expiry, int64_t now_ns)
 {
     count_failure(e, now_ns);
     job_record_failure(job, errtype, message, backtrace_json, now_ns);
@@ -470,7 +470,7 @@ static void fail_job(struct engine *e, struct job *job, const char *errtype, con
     }
     if (!e->is_replaying && e->hooks.record) {
         struct placement pl = placement_of(job); /* JOB_NEW: discarded */
-        rec_encode_fail(&e->recbuf, job, now_ns, &pl);
+        rec_encode_fail(&e->recbuf, job, now_ns, is_expiry, &pl);
         emit(e);
     }
     if (job->state == JOB_DEAD)
@@ -486,7 +486,7 @@ int engine_fail(struct engine *e, const char *jid, const char *errtype, const ch
     if (!job)
         return ENGINE_ENOTFOUND;
     unplace(e, job);
-    fail_job(e, job, errtype, message, backtrace_json, now_ns);
+    fail_job(e, job, errtype, message, backtrace_json, 0, now_ns);
     return 0;
 }
 
@@ -733,13 +733,13 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
         struct job *job = job_of(n);
         unplace(e, job);
         e->expired_reservations++;
-        fail_job(e, job, "ReservationExpired", "Faktory job reservation expired", NULL, now_ns);
+        fail_job(e, job, "ReservationExpired", "Faktory job reservation expired", NULL, 1, now_ns);
     }
     while ((n = tset_min(&e->dead)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
         unplace(e, job);
         e->dead_dropped++;
-        emit_del(e, job->jid, RECDEL_DROPPED, now_ns);
+        emit_del(e, job->jid, RECDEL_DEAD_DROPPED, now_ns);
         forget(e, job);
     }
 
@@ -877,6 +877,7 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
     case REC_FAIL: {
         char *jid = rec_get_str(&r, NULL);
         int64_t now = rec_get_i64(&r);
+        int is_expiry = rec_get_u8(&r);
         struct job_failure *f = rec_get_failure(&r);
         struct placement pl;
         rec_get_placement(&r, &pl);
@@ -885,6 +886,8 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
             rc = -1;
         } else {
             count_failure(e, now);
+            if (is_expiry)
+                e->expired_reservations++;
             if (!job) {
                 e->replay_skipped++;
             } else {
@@ -914,6 +917,8 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
             if (why == RECDEL_ACKED) {
                 e->processed++;
                 today(e, now)->processed++;
+            } else if (why == RECDEL_DEAD_DROPPED) {
+                e->dead_dropped++;
             }
             if (job) {
                 unplace(e, job);

@@ -172,11 +172,13 @@ void rec_encode_place(struct sbuf *b, const char *jid, const struct placement *p
     rec_put_placement(b, pl);
 }
 
-void rec_encode_fail(struct sbuf *b, const struct job *job, int64_t now_ns, const struct placement *pl)
+void rec_encode_fail(struct sbuf *b, const struct job *job, int64_t now_ns, int is_expiry,
+                     const struct placement *pl)
 {
     rec_put_u8(b, REC_FAIL);
     rec_put_cstr(b, job->jid);
     rec_put_i64(b, now_ns);
+    rec_put_u8(b, (uint8_t)(is_expiry != 0));
     rec_put_failure(b, job->failure);
     rec_put_placement(b, pl);
 }

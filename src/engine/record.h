@@ -34,7 +34,8 @@ enum record_type {
 };
 
 enum record_queue_op { RECQ_PAUSE = 1, RECQ_RESUME = 2, RECQ_REMOVE = 3, RECQ_CREATE = 4 };
-enum record_del_reason { RECDEL_DROPPED = 0, RECDEL_ACKED = 1 };
+/* Why a job left: DEAD_DROPPED counts in dead_dropped (age or the dead set's cap). */
+enum record_del_reason { RECDEL_DROPPED = 0, RECDEL_ACKED = 1, RECDEL_DEAD_DROPPED = 2 };
 
 /* Where a job is: its state and the fields that go with it. */
 struct placement {
@@ -68,7 +69,9 @@ char *rec_get_str(struct rec_reader *r, size_t *len);
 /* Encoders: each appends one whole record (type byte first) to b. */
 void rec_encode_add(struct sbuf *b, const struct job *job, const struct placement *pl);
 void rec_encode_place(struct sbuf *b, const char *jid, const struct placement *pl);
-void rec_encode_fail(struct sbuf *b, const struct job *job, int64_t now_ns, const struct placement *pl);
+/* is_expiry: the failure is an expired reservation (counted apart). */
+void rec_encode_fail(struct sbuf *b, const struct job *job, int64_t now_ns, int is_expiry,
+                     const struct placement *pl);
 void rec_encode_del(struct sbuf *b, const char *jid, enum record_del_reason why, int64_t now_ns);
 void rec_encode_queue(struct sbuf *b, enum record_queue_op op, const char *name);
 void rec_encode_flush(struct sbuf *b);

@@ -694,10 +694,20 @@ int journal_recover(const char *dir, const struct fileio *io, journal_apply_fn a
         }
         enum scan_end end;
         if (len < JOURNAL_HEADER_SIZE && is_last) {
-            /* Crashed while creating the segment: nothing in it was ever acknowledged. */
-            end = len ? SCAN_TORN : SCAN_OK;
-            bad_at = 0;
-            snprintf(why, sizeof why, "the segment header is cut short");
+            /* Crashed while creating the segment: nothing in it was ever acknowledged.
+             * Remove it and reuse its number, so it never ends up in the middle. */
+            free(buf);
+            io->close(fd);
+            if (!check_only && io->unlink(path) != 0) {
+                snprintf(out->message, sizeof out->message, "cannot remove %s: %s", path,
+                         strerror(errno));
+                goto done;
+            }
+            if (len)
+                snprintf(out->message, sizeof out->message,
+                         "removed %s: its header was cut short by a crash", path);
+            out->next_segment = seg;
+            continue;
         } else if (!check_header(buf, len, journal_magic)) {
             end = SCAN_CORRUPT;
             bad_at = 0;
