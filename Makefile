@@ -7,7 +7,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 SPOOLD_FLAGS ?=
 
-.PHONY: all build run test asan tsan clean deps test-deps
+.PHONY: all build run test asan tsan install clean deps test-deps
 
 all: build
 
@@ -38,6 +38,12 @@ tsan: deps test-deps
 	@cmake -S . -B $(BUILD)/tsan -DCMAKE_BUILD_TYPE=Debug -DSPOOL_WERROR=ON -DSPOOL_TSAN=ON >/dev/null
 	@cmake --build $(BUILD)/tsan -j $(JOBS)
 	@cd $(BUILD)/tsan && ctest --output-on-failure -j $(JOBS) --timeout 900 -L threads
+
+# Installs spoold, spool, libspool (shared and static), its headers and
+# spool.pc under PREFIX (default /usr/local), staged under DESTDIR if set.
+PREFIX ?= /usr/local
+install: build
+	@DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD)
