@@ -877,10 +877,11 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
     case REC_FAIL: {
         char *jid = rec_get_str(&r, NULL);
         int64_t now = rec_get_i64(&r);
-        int is_expiry = rec_get_u8(&r);
         struct job_failure *f = rec_get_failure(&r);
         struct placement pl;
         rec_get_placement(&r, &pl);
+        /* Older FAIL records end here; newer ones add whether it was an expiry. */
+        int is_expiry = r.p < r.end ? rec_get_u8(&r) : 0;
         struct job *job = jid ? strmap_get(&e->jobs, jid) : NULL;
         if (r.is_bad) {
             rc = -1;

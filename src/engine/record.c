@@ -178,9 +178,10 @@ void rec_encode_fail(struct sbuf *b, const struct job *job, int64_t now_ns, int 
     rec_put_u8(b, REC_FAIL);
     rec_put_cstr(b, job->jid);
     rec_put_i64(b, now_ns);
-    rec_put_u8(b, (uint8_t)(is_expiry != 0));
     rec_put_failure(b, job->failure);
     rec_put_placement(b, pl);
+    /* Added after version 1's layout: decoders read it only when present. */
+    rec_put_u8(b, (uint8_t)(is_expiry != 0));
 }
 
 void rec_encode_del(struct sbuf *b, const char *jid, enum record_del_reason why, int64_t now_ns)

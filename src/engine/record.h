@@ -69,7 +69,7 @@ char *rec_get_str(struct rec_reader *r, size_t *len);
 /* Encoders: each appends one whole record (type byte first) to b. */
 void rec_encode_add(struct sbuf *b, const struct job *job, const struct placement *pl);
 void rec_encode_place(struct sbuf *b, const char *jid, const struct placement *pl);
-/* is_expiry: the failure is an expired reservation (counted apart). */
+/* is_expiry: the failure is an expired reservation (counted apart); written last. */
 void rec_encode_fail(struct sbuf *b, const struct job *job, int64_t now_ns, int is_expiry,
                      const struct placement *pl);
 void rec_encode_del(struct sbuf *b, const char *jid, enum record_del_reason why, int64_t now_ns);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -96,12 +97,18 @@ static void maybe_snapshot(struct server *srv)
     uint64_t seg = journal_rotate(srv->journal);
     if (!seg)
         return;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_warn("msg=\"cannot fork for a snapshot; will retry\" error=\"%s\"", strerror(errno));
         return;
     }
     if (pid == 0) {
+        /* Die with the parent: a snapshot finishing after a new spoold took the
+         * directory could land beside that server's journal. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
         struct snap_ctx sc = {snapshot_begin(srv->cfg.data_dir, seg, &fileio_posix)};
         if (!sc.w)
             _exit(1);

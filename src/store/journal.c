@@ -399,8 +399,8 @@ void journal_close(struct journal *j)
 /* ---- directory listing ---- */
 
 struct listing {
-    uint64_t *segs, *snaps;
-    size_t nsegs, nsnaps;
+    uint64_t *segs, *snaps, *tmps;
+    size_t nsegs, nsnaps, ntmps;
 };
 
 static void collect(void *ctx, const char *name)
@@ -411,10 +411,14 @@ static void collect(void *ctx, const char *name)
     if (sscanf(name, "journal-%20" SCNu64 ".log%n", &n, &len) == 1 && name[len] == '\0' && len) {
         l->segs = xrealloc(l->segs, (l->nsegs + 1) * sizeof *l->segs);
         l->segs[l->nsegs++] = n;
-    } else if (sscanf(name, "snapshot-%20" SCNu64 ".snap%n", &n, &len) == 1 && name[len] == '\0' &&
-               len) {
-        l->snaps = xrealloc(l->snaps, (l->nsnaps + 1) * sizeof *l->snaps);
-        l->snaps[l->nsnaps++] = n;
+    } else if (sscanf(name, "snapshot-%20" SCNu64 ".snap%n", &n, &len) == 1 && len) {
+        if (name[len] == '\0') {
+            l->snaps = xrealloc(l->snaps, (l->nsnaps + 1) * sizeof *l->snaps);
+            l->snaps[l->nsnaps++] = n;
+        } else if (strcmp(name + len, ".tmp") == 0) {
+            l->tmps = xrealloc(l->tmps, (l->ntmps + 1) * sizeof *l->tmps);
+            l->tmps[l->ntmps++] = n;
+        }
     }
 }
 
@@ -456,6 +460,7 @@ void journal_prune(const char *dir, const struct fileio *io, uint64_t segment)
     }
     free(l.segs);
     free(l.snaps);
+    free(l.tmps);
 }
 
 /* ---- snapshots ---- */
@@ -615,6 +620,7 @@ static enum scan_end scan(const unsigned char *buf, size_t len, int is_last, int
         char err[256];
         if (apply(ctx, payload, n, err, sizeof err) != 0) {
             snprintf(why, whylen, "%s", err);
+            *bad_at = off;
             return SCAN_APPLY_FAILED;
         }
         (*count)++;
@@ -750,15 +756,27 @@ int journal_recover(const char *dir, const struct fileio *io, journal_apply_fn a
             continue;
         }
         io->close(fd);
-        snprintf(out->message, sizeof out->message,
-                 "corrupt journal record in %s at offset %zu: %s (run spoold --check --repair to cut "
-                 "the journal there, losing what follows)",
-                 path, bad_at, why);
+        if (end == SCAN_APPLY_FAILED) /* its checksum is right: not damage, an unknown format */
+            snprintf(out->message, sizeof out->message,
+                     "cannot decode the record in %s at offset %zu: %s (its checksum is right: was "
+                     "it written by a newer spoold?)",
+                     path, bad_at, why);
+        else
+            snprintf(out->message, sizeof out->message,
+                     "corrupt journal record in %s at offset %zu: %s (run spoold --check --repair "
+                     "to cut the journal there, losing what follows)",
+                     path, bad_at, why);
         goto done;
     }
     rc = 0;
+    /* A snapshot a crash left half-written is never read: remove it. */
+    for (size_t i = 0; i < l.ntmps && !check_only; i++) {
+        snapshot_path(path, sizeof path, dir, l.tmps[i], 1);
+        io->unlink(path);
+    }
 done:
     free(l.segs);
     free(l.snaps);
+    free(l.tmps);
     return rc;
 }
