@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -152,8 +154,6 @@ void server_mark_durable(struct server *srv, uint64_t seq)
             conn_release_durable(c, seq);
 }
 
-static int64_t armed_ns;
-
 void server_schedule_tick(struct server *srv)
 {
     /* A new deadline earlier than the armed timer (e.g. a job scheduled 100 ms out) re-arms it. */
@@ -165,13 +165,13 @@ void server_schedule_tick(struct server *srv)
         if (n && n->score_ns < next)
             next = n->score_ns;
     }
-    if (next >= armed_ns)
+    if (next >= srv->tick_armed_ns)
         return;
     int64_t now = server_now();
     int64_t delay = next > now ? next - now : 0;
     struct timeval tv = {(time_t)(delay / NS_PER_S), (suseconds_t)(delay % NS_PER_S / 1000)};
     evtimer_add(srv->tick_ev, &tv);
-    armed_ns = next;
+    srv->tick_armed_ns = next;
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -185,7 +185,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     delay += NS_PER_MS - 1;
     struct timeval tv = {(time_t)(delay / NS_PER_S), (suseconds_t)(delay % NS_PER_S / 1000)};
     evtimer_add(srv->tick_ev, &tv);
-    armed_ns = next;
+    srv->tick_armed_ns = next;
 }
 
 static void on_reaped(void *ctx, const char *wid)
@@ -339,7 +339,7 @@ int server_init(struct server *srv, const struct config *cfg)
     srv->started_ns = server_now();
     srv->lock_fd = -1;
     srv->notify_fd = -1;
-    armed_ns = INT64_MAX;
+    srv->tick_armed_ns = INT64_MAX;
     char err[512];
     srv->lock_fd = datadir_lock(cfg->data_dir, err, sizeof err);
     if (srv->lock_fd < 0) {
@@ -404,10 +404,14 @@ int server_run(struct server *srv)
 
 void server_release(struct server *srv)
 {
-    /* Finish in-flight journal writes first: what was appended gets to disk. */
-    if (srv->journal)
-        journal_close(srv->journal);
-    srv->journal = NULL;
+    /* Finish in-flight journal writes first: what was appended gets to disk,
+     * and the replies that waited for it get one last chance to leave. */
+    if (srv->journal) {
+        server_mark_durable(srv, journal_close(srv->journal));
+        srv->journal = NULL;
+        for (struct conn *c = srv->conns; c; c = c->next)
+            evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
+    }
     if (srv->snapshot_pid) {
         int status;
         waitpid(srv->snapshot_pid, &status, 0);

@@ -51,6 +51,7 @@ struct server {
     uint64_t snapshot_segment; /* the segment the running snapshot covers up to */
     uint64_t snapshots_taken;
     int is_readonly;           /* the journal failed: changes are refused */
+    int64_t tick_armed_ns;     /* when the tick timer fires next */
     char readonly_reason[256];
 };
 

@@ -375,15 +375,16 @@ void journal_get_stats(struct journal *j, struct journal_stats *out)
     pthread_mutex_unlock(&j->mu);
 }
 
-void journal_close(struct journal *j)
+uint64_t journal_close(struct journal *j)
 {
     if (!j)
-        return;
+        return 0;
     pthread_mutex_lock(&j->mu);
     j->want_stop = 1;
     pthread_cond_signal(&j->cond);
     pthread_mutex_unlock(&j->mu);
     pthread_join(j->thread, NULL);
+    uint64_t durable = j->durable_seq;
     if (j->fd >= 0) {
         if (!j->is_failed)
             j->io->fsync(j->fd);
@@ -394,6 +395,7 @@ void journal_close(struct journal *j)
     sbuf_release(&j->pending);
     free(j->dir);
     free(j);
+    return durable;
 }
 
 /* ---- directory listing ---- */

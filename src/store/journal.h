@@ -75,8 +75,11 @@ void journal_get_stats(struct journal *j, struct journal_stats *out);
  */
 uint64_t journal_rotate(struct journal *j);
 
-/* Writes and syncs what is pending, stops the writer, closes the file. */
-void journal_close(struct journal *j);
+/*
+ * Writes and syncs what is pending, stops the writer, closes the file.
+ * Returns the last durable sequence (every record, unless the journal failed).
+ */
+uint64_t journal_close(struct journal *j);
 
 /* Deletes segments and snapshots older than snapshot `segment` (after it is durable). */
 void journal_prune(const char *dir, const struct fileio *io, uint64_t segment);
