@@ -639,6 +639,71 @@ double engine_queue_latency(struct engine *e, const char *name, int64_t now_ns)
     return d > 0 ? (double)d / (double)NS_PER_S : 0.0;
 }
 
+/* ---- listing ---- */
+
+/* Faktory's filter rules: jids alone if given, else a glob over the JSON (and jobtype), else jobtype. */
+static int job_matches(struct engine *e, const struct job *job, const struct mutate_filter *f)
+{
+    int hit = 1;
+    if (f && f->n_jids > 0) {
+        hit = 0;
+        for (int i = 0; i < f->n_jids && !hit; i++)
+            hit = strcmp(f->jids[i], job->jid) == 0;
+    } else if (f && f->glob && *f->glob) {
+        sbuf_reset(&e->scratch);
+        job_render(job, &e->scratch);
+        hit = fnmatch(f->glob, e->scratch.buf, 0) == 0;
+        if (hit && f->jobtype && *f->jobtype)
+            hit = strcmp(job->jobtype, f->jobtype) == 0;
+    } else if (f && f->jobtype && *f->jobtype) {
+        hit = strcmp(job->jobtype, f->jobtype) == 0;
+    }
+    return hit;
+}
+
+
+struct list_scan {
+    struct engine *e;
+    const struct mutate_filter *f;
+    size_t offset, limit, total;
+    void (*fn)(void *ctx, const struct job *job);
+    void *ctx;
+};
+
+static void list_visit_job(struct list_scan *s, const struct job *job)
+{
+    if (!job_matches(s->e, job, s->f))
+        return;
+    if (s->total >= s->offset && s->total - s->offset < s->limit)
+        s->fn(s->ctx, job);
+    s->total++;
+}
+
+static int list_visit(struct tset_node *node, void *arg)
+{
+    list_visit_job(arg, job_of(node));
+    return 0;
+}
+
+size_t engine_list(struct engine *e, enum list_target target, const char *queue,
+                   const struct mutate_filter *filter, size_t offset, size_t limit,
+                   void (*fn)(void *ctx, const struct job *job), void *ctx)
+{
+    struct list_scan s = {e, filter, offset, limit, 0, fn, ctx};
+    if (target == LIST_QUEUE) {
+        struct queue *q = queue ? strmap_get(&e->queues, queue) : NULL;
+        for (const struct job *job = q ? q->head : NULL; job; job = job->qnext)
+            list_visit_job(&s, job);
+        return s.total;
+    }
+    struct tset *set = target == LIST_SCHEDULED ? &e->scheduled
+                       : target == LIST_RETRIES ? &e->retries
+                       : target == LIST_DEAD    ? &e->dead
+                                                : &e->working;
+    tset_walk(set, list_visit, &s);
+    return s.total;
+}
+
 /* ---- mutate ---- */
 
 struct mutate_scan {
@@ -651,23 +716,8 @@ struct mutate_scan {
 static int mutate_match(struct tset_node *node, void *arg)
 {
     struct mutate_scan *s = arg;
-    const struct mutate_filter *f = s->f;
     struct job *job = job_of(node);
-    int hit = 1;
-    if (f && f->n_jids > 0) {
-        hit = 0;
-        for (int i = 0; i < f->n_jids && !hit; i++)
-            hit = strcmp(f->jids[i], job->jid) == 0;
-    } else if (f && f->glob && *f->glob) {
-        sbuf_reset(&s->e->scratch);
-        job_render(job, &s->e->scratch);
-        hit = fnmatch(f->glob, s->e->scratch.buf, 0) == 0;
-        if (hit && f->jobtype && *f->jobtype)
-            hit = strcmp(job->jobtype, f->jobtype) == 0;
-    } else if (f && f->jobtype && *f->jobtype) {
-        hit = strcmp(job->jobtype, f->jobtype) == 0;
-    }
-    if (hit) {
+    if (job_matches(s->e, job, s->f)) {
         if (s->n == s->cap) {
             s->cap = s->cap ? s->cap * 2 : 64;
             s->hits = xrealloc(s->hits, s->cap * sizeof *s->hits);

@@ -213,6 +213,18 @@ struct mutate_filter {
 size_t engine_mutate(struct engine *e, enum mutate_cmd cmd, enum mutate_target target,
                      const struct mutate_filter *filter, int64_t now_ns);
 
+enum list_target { LIST_SCHEDULED, LIST_RETRIES, LIST_DEAD, LIST_WORKING, LIST_QUEUE };
+
+/*
+ * Pages through the jobs of a set (in time order) or of one queue (FIFO),
+ * keeping those that match filter (MUTATE's rules; NULL = all): calls fn for
+ * matches number offset .. offset+limit-1. Returns the number of matches.
+ * fn must not change the engine.
+ */
+size_t engine_list(struct engine *e, enum list_target target, const char *queue,
+                   const struct mutate_filter *filter, size_t offset, size_t limit,
+                   void (*fn)(void *ctx, const struct job *job), void *ctx);
+
 /* Drops every job, queue, pause flag and counter. Workers and waiters stay. */
 void engine_flush(struct engine *e);
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "common/log.h"
+#include "common/timefmt.h"
 #include "common/sbuf.h"
 #include "common/xalloc.h"
 #include "server/conn.h"
@@ -485,6 +486,29 @@ static const char *mutate_filter_problem(cJSON *filter)
     return NULL;
 }
 
+/*
+ * Reads a MUTATE-style filter into f (its strings point into filter; free
+ * f->jids). Returns NULL, or what is wrong (then f holds nothing to free).
+ */
+static const char *filter_parse(cJSON *filter, struct mutate_filter *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *bad = mutate_filter_problem(filter);
+    if (bad || !cJSON_IsObject(filter))
+        return bad;
+    cJSON *arr = cJSON_GetObjectItemCaseSensitive(filter, "jids");
+    int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
+    if (n > 0) {
+        const char **jids = xcalloc((size_t)n, sizeof *jids);
+        cJSON *j;
+        cJSON_ArrayForEach(j, arr) jids[f->n_jids++] = j->valuestring;
+        f->jids = jids;
+    }
+    f->glob = get_string(filter, "regexp");
+    f->jobtype = get_string(filter, "jobtype");
+    return NULL;
+}
+
 static void cmd_mutate(struct conn *c, char *arg, size_t len)
 {
     struct server *srv = c->srv;
@@ -523,32 +547,177 @@ static void cmd_mutate(struct conn *c, char *arg, size_t len)
         conn_reply_err(c, "invalid target for mutation command");
         return;
     }
-    struct mutate_filter f = {0};
-    const char **jids = NULL;
-    cJSON *filter = cJSON_GetObjectItemCaseSensitive(o, "filter");
-    const char *bad = mutate_filter_problem(filter);
+    struct mutate_filter f;
+    const char *bad = filter_parse(cJSON_GetObjectItemCaseSensitive(o, "filter"), &f);
     if (bad) { /* a filter we cannot read must never widen into "everything" */
         cJSON_Delete(o);
         conn_reply_err(c, "invalid JSON: %s", bad);
         return;
     }
-    if (cJSON_IsObject(filter)) {
-        cJSON *arr = cJSON_GetObjectItemCaseSensitive(filter, "jids");
-        int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : 0;
-        if (n > 0) {
-            jids = xcalloc((size_t)n, sizeof *jids);
-            cJSON *j;
-            cJSON_ArrayForEach(j, arr) if (cJSON_IsString(j)) jids[f.n_jids++] = j->valuestring;
-            f.jids = jids;
-        }
-        f.glob = get_string(filter, "regexp");
-        f.jobtype = get_string(filter, "jobtype");
-    }
     size_t changed = engine_mutate(srv->engine, op, tgt, &f, server_now());
-    free(jids);
+    free((void *)f.jids);
     cJSON_Delete(o);
     log_debug("msg=mutate cmd=%s target=%s changed=%zu", cmd, target, changed);
     reply_ok(c, changed ? server_commit(srv) : srv->commit_seq);
+}
+
+#define JOBS_DEFAULT_LIMIT 50
+#define JOBS_MAX_LIMIT 1000
+
+struct jobs_page {
+    struct sbuf out;
+    int n;
+    int has_score;
+};
+
+static void add_time_field(struct sbuf *b, const char *key, int64_t ns)
+{
+    char ts[TIMEFMT_MAX];
+    timefmt_format(ns, ts);
+    sbuf_addf(b, "\"%s\":\"%s\",", key, ts);
+}
+
+static void jobs_page_add(void *ctx, const struct job *job)
+{
+    struct jobs_page *p = ctx;
+    struct sbuf *b = &p->out;
+    sbuf_adds(b, p->n++ ? ",{" : "{");
+    if (p->has_score)
+        add_time_field(b, "at", job->tnode.score_ns);
+    if (job->state == JOB_WORKING) {
+        sbuf_adds(b, "\"wid\":");
+        sbuf_add_json_str(b, job->wid, strlen(job->wid));
+        sbuf_adds(b, ",");
+        add_time_field(b, "reserved_at", job->reserved_at_ns);
+    }
+    sbuf_adds(b, "\"job\":");
+    job_render(job, b);
+    sbuf_adds(b, "}");
+}
+
+/* JOBS {"target":"retries","offset":0,"limit":50,"filter":{...}}: a page of a set or a queue. */
+static void cmd_jobs(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    cJSON *o = parse_object(arg, len);
+    if (!o) {
+        conn_reply_err(c, "invalid JSON: JOBS takes a JSON object");
+        return;
+    }
+    static const char *const names[] = {"scheduled", "retries", "dead", "working", "queue"};
+    const char *target = get_string(o, "target");
+    int t = -1;
+    for (int i = 0; target && i < 5; i++)
+        if (strcmp(target, names[i]) == 0)
+            t = i;
+    const char *queue = get_string(o, "queue");
+    cJSON *off = cJSON_GetObjectItemCaseSensitive(o, "offset");
+    cJSON *lim = cJSON_GetObjectItemCaseSensitive(o, "limit");
+    struct mutate_filter f;
+    const char *bad = NULL;
+    if (t < 0)
+        bad = "target must be scheduled, retries, dead, working or queue";
+    else if (t == LIST_QUEUE && !queue)
+        bad = "target queue needs a \"queue\" name";
+    else if ((off && !cJSON_IsNumber(off)) || (lim && !cJSON_IsNumber(lim)) ||
+             (off && off->valuedouble < 0) || (lim && lim->valuedouble < 0))
+        bad = "offset and limit must be numbers of at least 0";
+    if (!bad)
+        bad = filter_parse(cJSON_GetObjectItemCaseSensitive(o, "filter"), &f);
+    if (bad) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid JSON: %s", bad);
+        return;
+    }
+    size_t offset = off ? (size_t)off->valuedouble : 0;
+    size_t limit = lim ? (size_t)lim->valuedouble : JOBS_DEFAULT_LIMIT;
+    if (limit > JOBS_MAX_LIMIT)
+        limit = JOBS_MAX_LIMIT;
+    struct jobs_page p = {.has_score = t != LIST_QUEUE};
+    sbuf_init(&p.out);
+    sbuf_adds(&p.out, "{\"jobs\":[");
+    size_t total = engine_list(srv->engine, (enum list_target)t, queue, &f, offset, limit,
+                               jobs_page_add, &p);
+    sbuf_addf(&p.out, "],\"total\":%zu,\"offset\":%zu,\"limit\":%zu}", total, offset, limit);
+    conn_reply_bulk(c, p.out.buf, p.out.len);
+    sbuf_release(&p.out);
+    free((void *)f.jids);
+    cJSON_Delete(o);
+}
+
+static const char *state_name(enum worker_state s)
+{
+    return s == WORKER_QUIET ? "quiet" : s == WORKER_TERMINATE ? "terminate" : "running";
+}
+
+static int count_busy(struct tset_node *node, void *arg)
+{
+    struct strmap *busy = arg;
+    const struct job *job = (const struct job *)((const char *)node - offsetof(struct job, tnode));
+    uintptr_t n = (uintptr_t)strmap_get(busy, job->wid);
+    strmap_put(busy, job->wid, (void *)(n + 1));
+    return 0;
+}
+
+/* WORKERS: the processes with their heartbeat state; WORKERS QUIET|STOP wid...|*: signal them. */
+static void cmd_workers(struct conn *c, char *arg, size_t len)
+{
+    struct engine *e = c->srv->engine;
+    char *save = NULL;
+    char *sub = arg ? strtok_r(arg, " ", &save) : NULL;
+    if (sub) {
+        int is_quiet = !strcasecmp(sub, "QUIET"), is_stop = !strcasecmp(sub, "STOP");
+        if (!is_quiet && !is_stop) {
+            conn_reply_err(c, "no such WORKERS subcommand: %.100s (QUIET or STOP)", sub);
+            return;
+        }
+        enum worker_state st = is_quiet ? WORKER_QUIET : WORKER_TERMINATE;
+        int n = 0;
+        for (char *wid = strtok_r(NULL, " ", &save); wid; wid = strtok_r(NULL, " ", &save), n++) {
+            if (strcmp(wid, "*") == 0) {
+                const char *key;
+                void *val;
+                for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);)
+                    engine_worker_signal(e, key, st);
+            } else if (engine_worker_signal(e, wid, st) != 0) {
+                conn_reply_err(c, "unknown worker %.100s", wid);
+                return;
+            }
+        }
+        if (!n) {
+            conn_reply_err(c, "WORKERS %s needs worker ids (or *)", sub);
+            return;
+        }
+        conn_reply_str(c, "+OK\r\n");
+        return;
+    }
+    struct strmap busy;
+    strmap_init(&busy);
+    tset_walk(&e->working, count_busy, &busy);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "[");
+    const char *key;
+    void *val;
+    int first = 1;
+    for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);) {
+        struct worker *w = val;
+        sbuf_adds(&b, first ? "{\"wid\":" : ",{\"wid\":");
+        first = 0;
+        sbuf_add_json_str(&b, w->wid, strlen(w->wid));
+        sbuf_adds(&b, ",\"hostname\":");
+        sbuf_add_json_str(&b, w->hostname, strlen(w->hostname));
+        sbuf_addf(&b, ",\"pid\":%d,\"labels\":%s,\"state\":\"%s\",", w->pid, w->labels,
+                  state_name(w->state));
+        add_time_field(&b, "started_at", w->started_at_ns);
+        add_time_field(&b, "last_beat_at", w->last_beat_ns);
+        sbuf_addf(&b, "\"rss_kb\":%lld,\"connections\":%d,\"busy\":%zu}", (long long)w->rss_kb,
+                  w->nconns, (size_t)(uintptr_t)strmap_get(&busy, w->wid));
+    }
+    sbuf_adds(&b, "]");
+    conn_reply_bulk(c, b.buf, b.len);
+    sbuf_release(&b);
+    strmap_release(&busy);
 }
 
 static void cmd_batch(struct conn *c, char *arg, size_t len)
@@ -582,6 +751,8 @@ static const struct command commands[] = {
     {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1},
     {"BATCH", cmd_batch, NULL, 0},
     {"TRACK", cmd_track, NULL, 0},
+    {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0},
+    {"WORKERS", cmd_workers, NULL, 0},
 };
 
 void fwp_dispatch(struct conn *c, char *line, size_t len)

@@ -112,6 +112,10 @@ void info_render(struct server *srv, struct sbuf *out)
     cJSON_AddNumberToObject(f, "total_processed", (double)e->processed);
     cJSON_AddNumberToObject(f, "total_enqueued", (double)total);
     cJSON_AddNumberToObject(f, "total_queues", (double)e->queues.count);
+    cJSON *paused = cJSON_AddArrayToObject(f, "paused");
+    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);)
+        if (((struct queue *)val)->is_paused)
+            cJSON_AddItemToArray(paused, cJSON_CreateString(((struct queue *)val)->name));
 
     add_server(srv, root, now);
     emit(root, out);
