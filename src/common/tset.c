@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "common/xorshift.h"
+
 void tset_init(struct tset *s)
 {
     memset(s, 0, sizeof *s);
@@ -15,12 +17,7 @@ static int less(const struct tset_node *a, const struct tset_node *b)
 
 static uint32_t next_prio(struct tset *s)
 {
-    /* xorshift32: priorities need only be well spread, not unpredictable. */
-    uint32_t x = s->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return s->rng = x;
+    return xorshift32(&s->rng);
 }
 
 static struct tset_node *insert_at(struct tset_node *root, struct tset_node *n)

@@ -7,6 +7,7 @@
 
 #include "common/timefmt.h"
 #include "common/xalloc.h"
+#include "common/xorshift.h"
 #include "engine/record.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -111,11 +112,7 @@ void engine_free(struct engine *e)
 
 static uint32_t next_rand(struct engine *e)
 {
-    uint32_t x = e->rng;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    return e->rng = x;
+    return xorshift32(&e->rng);
 }
 
 static struct day_stats *today(struct engine *e, int64_t now_ns)
