@@ -74,6 +74,11 @@ static void on_journal_progress(evutil_socket_t fd, short what, void *arg)
         srv->is_readonly = 1;
         snprintf(srv->readonly_reason, sizeof srv->readonly_reason, "%s", why);
         log_error("msg=\"the journal failed: refusing changes from now on\" error=\"%s\"", why);
+        /* Replies still waiting for the failed write will never be sent: close those
+         * connections so their clients see a failure instead of waiting forever. */
+        for (struct conn *c = srv->conns; c; c = c->next)
+            if (c->nmarks)
+                conn_close_soon(c);
     }
 }
 
