@@ -123,6 +123,18 @@ int64_t cli_now_ns(void);
 /* Writes seconds as a short human duration ("0.25s", "3m12s", "2h5m", "3d4h") into out[32]. */
 void cli_format_seconds(double s, char out[32]);
 
+/*
+ * Reads an RFC 3339 string held by item (a cJSON string) into Unix
+ * nanoseconds. Returns 0, or -1 when item is not a string holding a time.
+ */
+int cli_json_time(const cJSON *item, int64_t *out_ns);
+
+/*
+ * Writes a time for a table into out[80]: UTC to the second and how far it
+ * is from now ("2030-01-02T15:04:05Z (in 3m12s)", "... (2.50s ago)").
+ */
+void cli_format_when(int64_t ns, int64_t now_ns, char out[80]);
+
 /* True when s is a queue name the server accepts: [a-zA-Z0-9._-]+. */
 int cli_is_queue_name(const char *s);
 

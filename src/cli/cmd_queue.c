@@ -1,8 +1,8 @@
 /*
- * Queue commands: queues (size and latency), pause, resume, remove, and
- * flush. Queue names come from INFO; latency from QUEUE LATENCY. Whether a
- * queue is paused is not in INFO and FWP has no command that reports it, so
- * it is not shown (docs/cli.md).
+ * Queue commands: queues (size, latency, paused), pause, resume, remove,
+ * and flush. Queue names and sizes come from INFO, the pause flags from
+ * INFO's faktory.paused (a spool addition; absent from Faktory's INFO, the
+ * flag is then shown as unknown), latency from QUEUE LATENCY.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +18,18 @@ static const cJSON *info_queues(const cJSON *info)
     return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(info, "faktory"), "queues");
 }
 
+/* 1 when queue name is in INFO's faktory.paused, 0 when not, -1 when INFO has no such list. */
+static int is_paused(const cJSON *info, const char *name)
+{
+    const cJSON *paused =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(info, "faktory"), "paused");
+    if (!cJSON_IsArray(paused))
+        return -1;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, paused) if (cJSON_IsString(p) && strcmp(p->valuestring, name) == 0) return 1;
+    return 0;
+}
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -25,8 +37,8 @@ static int by_name(const void *a, const void *b)
 
 static const char queues_description[] =
     "Lists the server's queues (or only the QUEUEs named) with the number of jobs\n"
-    "waiting in each and its latency: the age of its oldest job (QUEUE LATENCY).\n"
-    "Whether a queue is paused is not shown: FWP has no command that reports it.";
+    "waiting in each, its latency: the age of its oldest job (QUEUE LATENCY), and\n"
+    "whether it is paused (\"-\" when the server does not say, as Faktory's INFO).";
 
 int cmd_queues(struct cli *cli, int argc, char **argv)
 {
@@ -76,21 +88,27 @@ int cmd_queues(struct cli *cli, int argc, char **argv)
             cJSON_AddStringToObject(q, "name", names.v[i]);
             cJSON_AddNumberToObject(q, "size", cli_json_number(queues, names.v[i], NULL, NULL));
             cJSON_AddNumberToObject(q, "latency_s", cli_json_number(lat, names.v[i], NULL, NULL));
+            int p = is_paused(info, names.v[i]);
+            if (p < 0)
+                cJSON_AddNullToObject(q, "paused");
+            else
+                cJSON_AddBoolToObject(q, "paused", p);
             cJSON_AddItemToArray(arr, q);
         }
         cli_print_json(doc);
         cJSON_Delete(doc);
         goto out;
     }
-    const char *headers[] = {"QUEUE", "SIZE", "LATENCY"};
-    struct table *t = table_new(3, headers);
+    const char *headers[] = {"QUEUE", "SIZE", "LATENCY", "PAUSED"};
+    struct table *t = table_new(4, headers);
     table_align_right(t, 1);
     table_align_right(t, 2);
     for (size_t i = 0; i < names.n; i++) {
         char size[32], latency[32];
         snprintf(size, sizeof size, "%.0f", cli_json_number(queues, names.v[i], NULL, NULL));
         cli_format_seconds(cli_json_number(lat, names.v[i], NULL, NULL), latency);
-        const char *row[] = {names.v[i], size, latency};
+        int p = is_paused(info, names.v[i]);
+        const char *row[] = {names.v[i], size, latency, p < 0 ? NULL : p ? "yes" : "no"};
         table_add_row(t, row);
     }
     table_print(t, stdout);

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/timefmt.h"
 #include "common/xalloc.h"
 
 static void vreport(const struct cli *cli, const char *fmt, va_list ap)
@@ -192,6 +193,25 @@ void cli_format_seconds(double s, char out[32])
         snprintf(out, 32, "%lldh%lldm", t / 3600, t % 3600 / 60);
     else
         snprintf(out, 32, "%lldd%lldh", t / 86400, t % 86400 / 3600);
+}
+
+int cli_json_time(const cJSON *item, int64_t *out_ns)
+{
+    const char *why;
+    if (!cJSON_IsString(item) || !item->valuestring)
+        return -1;
+    return timefmt_parse(item->valuestring, strlen(item->valuestring), out_ns, &why);
+}
+
+void cli_format_when(int64_t ns, int64_t now_ns, char out[80])
+{
+    /* Whole seconds are enough for a table; --json keeps the server's text. */
+    char utc[TIMEFMT_MAX];
+    timefmt_format(ns - ((ns % NS_PER_S) + NS_PER_S) % NS_PER_S, utc);
+    char age[32];
+    int64_t d = ns - now_ns;
+    cli_format_seconds((double)(d < 0 ? -d : d) / (double)NS_PER_S, age);
+    snprintf(out, 80, d < 0 ? "%s (%s ago)" : "%s (in %s)", utc, age);
 }
 
 int cli_is_queue_name(const char *s)

@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -595,6 +596,11 @@ static void jobs_page_add(void *ctx, const struct job *job)
     sbuf_adds(b, "}");
 }
 
+static int whole_number(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble);
+}
+
 /* JOBS {"target":"retries","offset":0,"limit":50,"filter":{...}}: a page of a set or a queue. */
 static void cmd_jobs(struct conn *c, char *arg, size_t len)
 {
@@ -619,9 +625,8 @@ static void cmd_jobs(struct conn *c, char *arg, size_t len)
         bad = "target must be scheduled, retries, dead, working or queue";
     else if (t == LIST_QUEUE && !queue)
         bad = "target queue needs a \"queue\" name";
-    else if ((off && !cJSON_IsNumber(off)) || (lim && !cJSON_IsNumber(lim)) ||
-             (off && off->valuedouble < 0) || (lim && lim->valuedouble < 0))
-        bad = "offset and limit must be numbers of at least 0";
+    else if ((off && !whole_number(off)) || (lim && !whole_number(lim)))
+        bad = "offset and limit must be whole numbers of at least 0";
     if (!bad)
         bad = filter_parse(cJSON_GetObjectItemCaseSensitive(o, "filter"), &f);
     if (bad) {
@@ -629,10 +634,11 @@ static void cmd_jobs(struct conn *c, char *arg, size_t len)
         conn_reply_err(c, "invalid JSON: %s", bad);
         return;
     }
-    size_t offset = off ? (size_t)off->valuedouble : 0;
-    size_t limit = lim ? (size_t)lim->valuedouble : JOBS_DEFAULT_LIMIT;
-    if (limit > JOBS_MAX_LIMIT)
-        limit = JOBS_MAX_LIMIT;
+    /* Compare as doubles before converting: huge values must cap, not wrap. */
+    size_t offset = !off ? 0 : off->valuedouble > 1e15 ? (size_t)1e15 : (size_t)off->valuedouble;
+    size_t limit = !lim ? JOBS_DEFAULT_LIMIT
+                   : lim->valuedouble > JOBS_MAX_LIMIT ? JOBS_MAX_LIMIT
+                                                       : (size_t)lim->valuedouble;
     struct jobs_page p = {.has_score = t != LIST_QUEUE};
     sbuf_init(&p.out);
     sbuf_adds(&p.out, "{\"jobs\":[");
@@ -672,22 +678,35 @@ static void cmd_workers(struct conn *c, char *arg, size_t len)
             return;
         }
         enum worker_state st = is_quiet ? WORKER_QUIET : WORKER_TERMINATE;
-        int n = 0;
-        for (char *wid = strtok_r(NULL, " ", &save); wid; wid = strtok_r(NULL, " ", &save), n++) {
-            if (strcmp(wid, "*") == 0) {
-                const char *key;
-                void *val;
-                for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);)
-                    engine_worker_signal(e, key, st);
-            } else if (engine_worker_signal(e, wid, st) != 0) {
-                conn_reply_err(c, "unknown worker %.100s", wid);
-                return;
-            }
+        const char **wids = NULL;
+        size_t n = 0;
+        for (char *wid = strtok_r(NULL, " ", &save); wid; wid = strtok_r(NULL, " ", &save)) {
+            wids = xrealloc(wids, (n + 1) * sizeof *wids);
+            wids[n++] = wid;
         }
         if (!n) {
             conn_reply_err(c, "WORKERS %s needs worker ids (or *)", sub);
             return;
         }
+        /* Check every wid first: an error reply must mean nothing changed. */
+        for (size_t k = 0; k < n; k++) {
+            if (strcmp(wids[k], "*") != 0 && !engine_worker(e, wids[k])) {
+                conn_reply_err(c, "unknown worker %.100s", wids[k]);
+                free(wids);
+                return;
+            }
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (strcmp(wids[k], "*") == 0) {
+                const char *key;
+                void *val;
+                for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);)
+                    engine_worker_signal(e, key, st);
+            } else {
+                engine_worker_signal(e, wids[k], st);
+            }
+        }
+        free(wids);
         conn_reply_str(c, "+OK\r\n");
         return;
     }

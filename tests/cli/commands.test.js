@@ -1,11 +1,11 @@
 'use strict';
 // The spool command line against a real spoold: push, push -, info, queues,
-// pause/resume/remove, retry/kill/delete, flush, help, usage errors, exit codes.
+// pause/resume/remove, jobs, retry/kill/delete, workers, flush, help, usage errors, exit codes.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
-const { withServer, newJid } = require('../lib/spoold');
+const { withServer, newJid, waitFor } = require('../lib/spoold');
 const { runCli, shown } = require('./cli');
 
 const COMMANDS = ['push', 'info', 'queues', 'pause', 'resume', 'remove', 'jobs', 'retry', 'kill',
@@ -58,12 +58,20 @@ test('usage errors exit 2 and say what was wrong', async () => {
     [['jobs'], /missing the set/],
     [['jobs', 'lost'], /unknown set 'lost'/],
     [['jobs', 'dead', '--limit', '0'], /invalid --limit/],
+    [['jobs', 'dead', '--limit', '100001'], /invalid --limit/],
+    [['jobs', 'dead', '--offset', '-1'], /invalid --offset/],
+    [['jobs', 'dead', 'extra'], /unexpected argument 'extra'/],
+    [['jobs', 'queue'], /jobs queue needs the name of a queue/],
+    [['jobs', 'queue', 'a b'], /invalid queue name 'a b'/],
     [['retry'], /name the jobs/],
     [['retry', '--jobtype', 'X'], /needs --set/],
     [['kill', 'abcdefgh1', '--all'], /not both/],
     [['delete', '--set', 'working', '--all'], /invalid --set 'working'/],
     [['workers', 'nap', 'x'], /unknown action 'nap'/],
     [['workers', 'quiet'], /needs the wid/],
+    [['workers', 'stop', 'w1', '--all'], /WIDs or --all, not both/],
+    [['workers', '--all'], /--all goes with quiet or stop/],
+    [['workers', 'quiet', 'a b'], /invalid wid 'a b'/],
     [['flush'], /add --yes/],
     [['work'], /missing the COMMAND/],
     [['work', '--concurrency', '0', '--', 'true'], /invalid --concurrency/],
@@ -85,7 +93,7 @@ test('an unreachable server exits 3 and names the address', async () => {
     s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
   for (const args of [['info'], ['queues'], ['push', 'X'], ['pause', 'q'], ['retry', 'abcdefgh12'],
-    ['flush', '--yes'], ['work', '--', 'true']]) {
+    ['flush', '--yes'], ['work', '--', 'true'], ['jobs', 'dead'], ['workers'], ['workers', 'stop', '--all']]) {
     const r = await runCli(['--url', `tcp://127.0.0.1:${port}`, ...args]);
     assert.equal(r.code, 3, `spool ${args.join(' ')} with no server should exit 3\n${shown(r)}`);
     assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`), `the error should name the address\n${shown(r)}`);
@@ -127,8 +135,8 @@ test('push sends a job with its args and options; info --json and queues show it
     const human = await ok(['info'], { srv });
     assert.match(human.stdout, /^scheduled\s+2$/m, `info shows the set sizes\n${human.stdout}`);
     const qs = await ok(['queues'], { srv });
-    assert.match(qs.stdout, /^QUEUE\s+SIZE\s+LATENCY$/m, `queues prints a table\n${qs.stdout}`);
-    assert.match(qs.stdout, /^default\s+1\s+\S+s$/m, `queues lists default with its size\n${qs.stdout}`);
+    assert.match(qs.stdout, /^QUEUE\s+SIZE\s+LATENCY\s+PAUSED$/m, `queues prints a table\n${qs.stdout}`);
+    assert.match(qs.stdout, /^default\s+1\s+\S+s\s+no$/m, `queues lists default with its size\n${qs.stdout}`);
     const qj = JSON.parse((await ok(['queues', '--json'], { srv })).stdout);
     const def = qj.queues.find((q) => q.name === 'default');
     assert.equal(def.size, 1);
@@ -194,11 +202,17 @@ test('pause, resume and remove queues; unknown names are reported', async () => 
     await ok(['push', 'P', '--queue', 'qb'], { srv });
     const p = await ok(['pause', 'qa', 'qb'], { srv });
     assert.match(p.stdout, /paused qa\npaused qb/, shown(p));
+    const qs = await ok(['queues'], { srv });
+    assert.match(qs.stdout, /^qa\s+1\s+\S+s\s+yes$/m, `queues shows qa paused\n${qs.stdout}`);
+    assert.match(qs.stdout, /^qb\s+1\s+\S+s\s+yes$/m, `queues shows qb paused\n${qs.stdout}`);
     const c = await srv.connect();
     const t0 = Date.now();
     assert.equal(await c.fetch(['qa', 'qb']), null, 'FETCH skips paused queues');
     assert.ok(Date.now() - t0 >= 1500, 'a FETCH of paused queues only waits');
     await ok(['resume', 'qa'], { srv });
+    const qj = JSON.parse((await ok(['queues', '--json', 'qa', 'qb'], { srv })).stdout);
+    assert.deepEqual(qj.queues.map((q) => [q.name, q.paused]), [['qa', false], ['qb', true]],
+      `queues --json has the pause flags after resume qa\n${JSON.stringify(qj)}`);
     const job = await c.fetch(['qa', 'qb']);
     assert.ok(job && job.queue === 'qa', 'after resume the job of qa is fetched');
     await c.ack(job.jid);
@@ -213,7 +227,7 @@ test('pause, resume and remove queues; unknown names are reported', async () => 
   });
 });
 
-test('retry, kill and delete by jid move jobs between sets; jobs and workers report what they can', async () => {
+test('retry, kill and delete by jid move jobs between sets and count the jobs they name', async () => {
   await withServer(async (srv) => {
     const c = await srv.connect();
     const a = newJid(); const b = newJid(); const d = newJid();
@@ -242,23 +256,231 @@ test('retry, kill and delete by jid move jobs between sets; jobs and workers rep
     const none = await ok(['delete', 'nosuchjid123'], { srv });
     assert.match(none.stderr, /no job matched/, shown(none));
 
-    // A filter on a set.
-    await ok(['kill', '--set', 'scheduled', '--jobtype', 'R'], { srv });
-    assert.equal((await infoJson(srv)).faktory.sets.dead, 1);
+    // A filter on a set: the counts are of the jobs it names, not of the whole set.
+    await ok(['push', 'Other', '--in', '1h'], { srv });
+    const kj = JSON.parse((await ok(['kill', '--set', 'scheduled', '--jobtype', 'R', '--json'], { srv })).stdout);
+    assert.equal(kj.counts, 'matching jobs', JSON.stringify(kj));
+    assert.deepEqual(kj.sets, { scheduled: { before: 1, after: 0 }, dead: { before: 0, after: 1 } },
+      `kill --jobtype R counts the R jobs only (the Other job stays scheduled)\n${JSON.stringify(kj)}`);
+    info = await infoJson(srv);
+    assert.equal(info.faktory.sets.dead, 1);
+    assert.equal(info.faktory.sets.scheduled, 1, 'the Other job was not killed');
     await ok(['delete', '--set', 'dead', '--match', `*${d}*`], { srv });
     assert.equal((await infoJson(srv)).faktory.sets.dead, 0);
+    const nomatch = await ok(['retry', '--set', 'scheduled', '--jobtype', 'Nothing'], { srv });
+    assert.match(nomatch.stdout, /^scheduled\s+0\s+0$/m, shown(nomatch));
+    assert.match(nomatch.stderr, /no job matched/, shown(nomatch));
+  });
+});
 
-    // Listing is not possible over FWP: the size and a clear message, exit 1.
-    const j = await runCli(['jobs', 'scheduled', '--json'], { srv });
+// Jids in the order `spool jobs` prints them (the first column of each table row).
+function tableJids(stdout) {
+  return stdout.split('\n').filter((l) => /^[0-9a-f]{24} /.test(l)).map((l) => l.split(/\s+/)[0]);
+}
+
+test('jobs lists a set or a queue: order, columns, paging, filters, footer, --json', async () => {
+  await withServer(async (srv) => {
+    const c = await srv.connect();
+    // Scheduled: pushed out of time order, with two jobtypes and a tenant in custom.
+    const sched = [];
+    for (const [h, type, tenant] of [[5, 'A', 1], [1, 'B', 7], [4, 'A', 7], [2, 'A', 2], [3, 'B', 3], [7, 'A', 7], [6, 'B', 1]]) {
+      const jid = newJid();
+      await ok(['push', type, String(h), '--jid', jid, '--in', `${h}h`, '--custom', JSON.stringify({ tenant })], { srv });
+      sched.push({ jid, h, type, tenant });
+    }
+    const inTime = [...sched].sort((x, y) => x.h - y.h);
+
+    const all = await ok(['jobs', 'scheduled'], { srv });
+    assert.match(all.stdout, /^JID\s+JOBTYPE\s+QUEUE\s+AT$/m, `a header row\n${all.stdout}`);
+    assert.deepEqual(tableJids(all.stdout), inTime.map((j) => j.jid), `soonest first\n${all.stdout}`);
+    assert.match(all.stdout, new RegExp(`^${inTime[0].jid}\\s+B\\s+default\\s+\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ \\(in (59m\\d+s|1h0m)\\)$`, 'm'),
+      `a row: jid, jobtype, queue, time and how far away\n${all.stdout}`);
+    assert.match(all.stdout, /\n7 of 7\n$/, `the footer says N of TOTAL\n${all.stdout}`);
+
+    const page = await ok(['jobs', 'scheduled', '--limit', '3', '--offset', '2'], { srv });
+    assert.deepEqual(tableJids(page.stdout), inTime.slice(2, 5).map((j) => j.jid), `--limit 3 --offset 2\n${page.stdout}`);
+    assert.match(page.stdout, /\n3 of 7 \(from offset 2\)\n$/, page.stdout);
+    const past = await ok(['jobs', 'scheduled', '--offset', '10'], { srv });
+    assert.equal(past.stdout, '0 of 7 (from offset 10)\n', `an offset past the end prints only the footer\n${shown(past)}`);
+
+    const typeA = await ok(['jobs', 'scheduled', '--jobtype', 'A'], { srv });
+    assert.deepEqual(tableJids(typeA.stdout), inTime.filter((j) => j.type === 'A').map((j) => j.jid), typeA.stdout);
+    assert.match(typeA.stdout, /\n4 of 4\n$/, typeA.stdout);
+    const t7 = await ok(['jobs', 'scheduled', '--match', '*"tenant":7*'], { srv });
+    assert.deepEqual(tableJids(t7.stdout), inTime.filter((j) => j.tenant === 7).map((j) => j.jid), t7.stdout);
+    const both = await ok(['jobs', 'scheduled', '--match', '*"tenant":7*', '--jobtype', 'A', '--limit', '1'], { srv });
+    assert.deepEqual(tableJids(both.stdout), [inTime.find((j) => j.tenant === 7 && j.type === 'A').jid], both.stdout);
+    assert.match(both.stdout, /\n1 of 2\n$/, `total counts every match\n${both.stdout}`);
+
+    const doc = JSON.parse((await ok(['jobs', 'scheduled', '--json', '--limit', '2', '--offset', '1', '-t', 'A'], { srv })).stdout);
+    assert.deepEqual([doc.total, doc.offset, doc.limit], [4, 1, 2], `--json is the server's document\n${JSON.stringify(doc)}`);
+    assert.deepEqual(doc.jobs.map((e) => e.job.jid), inTime.filter((j) => j.type === 'A').slice(1, 3).map((j) => j.jid));
+    assert.ok(doc.jobs.every((e) => typeof e.at === 'string' && e.job.jobtype === 'A'), JSON.stringify(doc));
+
+    // Retries and dead show the error class and message.
+    const fj = newJid();
+    await ok(['push', 'Flaky', '--jid', fj, '--queue', 'fq'], { srv });
+    assert.equal((await c.fetch(['fq'])).jid, fj);
+    await c.fail(fj, { errtype: 'IOError', message: 'disk\nfull ' + 'x'.repeat(100) });
+    const rt = await ok(['jobs', 'retries'], { srv });
+    assert.match(rt.stdout, /^JID\s+JOBTYPE\s+QUEUE\s+RETRY_AT\s+ERROR\s+MESSAGE$/m, rt.stdout);
+    assert.match(rt.stdout, new RegExp(`^${fj}\\s+Flaky\\s+fq\\s+\\S+Z \\(in [^)]+\\)\\s+IOError\\s+disk full x+\\.\\.\\.$`, 'm'),
+      `a retry row with its error; the message on one line, cut\n${rt.stdout}`);
+    await ok(['kill', fj], { srv });
+    const dd = await ok(['jobs', 'dead'], { srv });
+    assert.match(dd.stdout, /^JID\s+JOBTYPE\s+QUEUE\s+EXPIRES_AT\s+ERROR\s+MESSAGE$/m, dd.stdout);
+    assert.match(dd.stdout, new RegExp(`^${fj}\\s+Flaky\\s+fq\\s+.*IOError\\s+disk full`, 'm'), dd.stdout);
+    assert.match(dd.stdout, /\n1 of 1\n$/, dd.stdout);
+
+    // A queue in FIFO order, more than one server page (1000) long.
+    const lines = [];
+    for (let i = 0; i < 1105; i++) lines.push(JSON.stringify({ jobtype: i % 2 ? 'Odd' : 'Even', args: [i], queue: 'bulk' }));
+    await ok(['push', '-'], { srv, input: lines.join('\n') });
+    const big = JSON.parse((await ok(['jobs', 'queue', 'bulk', '--limit', '1100', '--offset', '3', '--json'], { srv })).stdout);
+    assert.equal(big.jobs.length, 1100, 'the CLI pages through the server to reach --limit');
+    assert.deepEqual(big.jobs.map((e) => e.job.args[0]), Array.from({ length: 1100 }, (_, i) => i + 3), 'FIFO order across pages');
+    assert.deepEqual([big.total, big.offset, big.limit], [1105, 3, 1100]);
+    assert.ok(big.jobs.every((e) => !('at' in e)), 'queue entries have no at');
+    const odd = await ok(['jobs', 'queue', 'bulk', '--jobtype', 'Odd', '--limit', '2'], { srv });
+    assert.match(odd.stdout, /^JID\s+JOBTYPE\s+QUEUE\s+ENQUEUED_AT$/m, odd.stdout);
+    assert.equal(tableJids(odd.stdout).length, 2);
+    assert.match(odd.stdout, /\n2 of 552\n$/, odd.stdout);
+    const nosuch = await ok(['jobs', 'queue', 'nosuchqueue'], { srv });
+    assert.equal(nosuch.stdout, '0 of 0\n', shown(nosuch));
+  });
+});
+
+test('jobs working shows the wid of a reserved job; workers lists processes and quiets/stops them', async () => {
+  await withServer(async (srv) => {
+    const p = await srv.connect();
+    const w0 = await ok(['workers'], { srv });
+    assert.equal(w0.stdout, '0 worker processes, 0 jobs running\n', shown(w0));
+    assert.deepEqual(JSON.parse((await ok(['workers', '--json'], { srv })).stdout), []);
+
+    const wid = 'cli-' + newJid().slice(0, 12);
+    const w = await srv.connect({ hello: { wid, hostname: 'box-1', pid: 31337 } });
+    const other = await srv.connect({ hello: { wid: 'cli-other', hostname: 'box-2', pid: 2 } });
+    const jid = newJid();
+    await ok(['push', 'Busy', '--jid', jid, '--queue', 'wq', '--reserve-for', '600'], { srv });
+    assert.equal((await w.fetch(['wq'])).jid, jid);
+    await w.ok(`BEAT {"wid":"${wid}","rss_kb":51200}`);
+
+    const wk = await ok(['jobs', 'working'], { srv });
+    assert.match(wk.stdout, /^JID\s+JOBTYPE\s+QUEUE\s+EXPIRES_AT\s+WID$/m, wk.stdout);
+    assert.match(wk.stdout, new RegExp(`^${jid}\\s+Busy\\s+wq\\s+\\S+Z \\(in (9m\\d+s|10m0s)\\)\\s+${wid}$`, 'm'),
+      `the reserved job with its reservation expiry and wid\n${wk.stdout}`);
+    const wj = JSON.parse((await ok(['jobs', 'working', '--json'], { srv })).stdout);
+    assert.equal(wj.jobs[0].wid, wid);
+    assert.equal(typeof wj.jobs[0].reserved_at, 'string');
+
+    const list = await ok(['workers'], { srv });
+    assert.match(list.stdout, /^WID\s+HOSTNAME\s+PID\s+STATE\s+BUSY\s+LAST_BEAT\s+RSS$/m, list.stdout);
+    assert.match(list.stdout, new RegExp(`^${wid}\\s+box-1\\s+31337\\s+running\\s+1\\s+\\S+s ago\\s+50\\.0 MiB$`, 'm'), list.stdout);
+    assert.match(list.stdout, /^cli-other\s+box-2\s+2\s+running\s+0\s+\S+ ago\s+-$/m, list.stdout);
+    assert.match(list.stdout, /\n2 worker processes, 1 job running\n$/, list.stdout);
+
+    // Quiet the process by the wid `spool workers --json` reports.
+    const listed = JSON.parse((await ok(['workers', '--json'], { srv })).stdout);
+    const mine = listed.find((x) => x.hostname === 'box-1');
+    assert.equal(mine.busy, 1);
+    const beatBefore = mine.last_beat_at;
+    const q = await ok(['workers', 'quiet', mine.wid], { srv });
+    assert.equal(q.stdout, `quieted ${mine.wid}\n`, shown(q));
+    assert.deepEqual(await w.cmdTyped(`BEAT {"wid":"${wid}"}`), { type: 'bulk', value: '{"state":"quiet"}' },
+      'the process learns quiet from its next BEAT');
+    const after = JSON.parse((await ok(['workers', '--json'], { srv })).stdout);
+    assert.equal(after.find((x) => x.wid === 'cli-other').state, 'running', 'the other process is untouched');
+    // WORKERS QUIET is not a heartbeat of the process: only its own BEAT moved last_beat_at.
+    assert.notEqual(after.find((x) => x.wid === wid).last_beat_at, beatBefore);
+    const otherBeat = after.find((x) => x.wid === 'cli-other').last_beat_at;
+    await ok(['workers', 'quiet', 'cli-other'], { srv });
+    assert.equal(JSON.parse((await ok(['workers', '--json'], { srv })).stdout).find((x) => x.wid === 'cli-other').last_beat_at,
+      otherBeat, 'spool workers quiet does not count as a heartbeat');
+
+    // An unknown wid is reported with exit 1; the known ones are still acted on.
+    const mixed = await runCli(['workers', 'stop', 'nosuchwid', mine.wid], { srv });
+    assert.equal(mixed.code, 1, shown(mixed));
+    assert.match(mixed.stderr, /worker nosuchwid: unknown worker nosuchwid/, shown(mixed));
+    assert.equal(mixed.stdout, `stopping ${mine.wid}\n`, shown(mixed));
+    assert.deepEqual(await w.cmdTyped(`BEAT {"wid":"${wid}"}`), { type: 'bulk', value: '{"state":"terminate"}' });
+    const st = await ok(['workers', 'stop', '--all'], { srv });
+    assert.equal(st.stdout, 'stopping every worker process\n', shown(st));
+    assert.deepEqual(await other.cmdTyped('BEAT {"wid":"cli-other"}'), { type: 'bulk', value: '{"state":"terminate"}' });
+    const states = await ok(['workers'], { srv });
+    assert.match(states.stdout, new RegExp(`^${wid}\\s+box-1\\s+31337\\s+terminate\\s+1\\s`, 'm'), states.stdout);
+
+    // A process that goes away leaves the list; its job stays in working until it expires.
+    w.destroy();
+    await waitFor(async () => {
+      const r = await runCli(['workers', '--json'], { srv });
+      return r.code === 0 && !JSON.parse(r.stdout).some((x) => x.wid === wid);
+    }, { what: `${wid} to leave spool workers after its connection closed` });
+    const still = await ok(['jobs', 'working'], { srv });
+    assert.match(still.stdout, /\n1 of 1\n$/, still.stdout);
+  });
+});
+
+// A stand-in for a Faktory server: the verbs the CLI uses, no JOBS, WORKERS or
+// faktory.paused. Loopback, port 0; every socket is closed at the end.
+async function withFakeFaktory(fn) {
+  const sets = { scheduled: 2, retries: 0, dead: 0, working: 0 };
+  const socks = new Set();
+  const server = net.createServer((sock) => {
+    socks.add(sock);
+    sock.on('close', () => socks.delete(sock));
+    sock.on('error', () => {});
+    const bulk = (o) => { const t = JSON.stringify(o); sock.write(`$${Buffer.byteLength(t)}\r\n${t}\r\n`); };
+    let buf = '';
+    sock.write('+HI {"v":2}\r\n');
+    sock.on('data', (d) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, '');
+        buf = buf.slice(nl + 1);
+        const verb = line.split(' ')[0];
+        if (verb === 'HELLO') sock.write('+OK\r\n');
+        else if (verb === 'INFO') bulk({ faktory: { queues: { default: 1 }, sets, tasks: {} }, server: { faktory_version: '1.10.0' } });
+        else if (line.startsWith('QUEUE LATENCY')) bulk({ default: 0.5 });
+        else if (verb === 'MUTATE') {
+          const m = JSON.parse(line.slice(7));
+          if (m.cmd === 'kill') { sets.dead += sets[m.target]; sets[m.target] = 0; }
+          sock.write('+OK\r\n');
+        } else if (verb === 'END') sock.end('+OK\r\n');
+        else sock.write(`-ERR unknown command ${verb}\r\n`);
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    await fn({ port: server.address().port });
+  } finally {
+    for (const s of socks) s.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+test('against a server without JOBS, WORKERS or faktory.paused (Faktory): fallbacks and clear refusals', async () => {
+  await withFakeFaktory(async (srv) => {
+    const k = JSON.parse((await ok(['kill', '--set', 'scheduled', '--all', '--json'], { srv })).stdout);
+    assert.equal(k.counts, 'set sizes', `without JOBS, kill reports set sizes from INFO\n${JSON.stringify(k)}`);
+    assert.deepEqual(k.sets, { scheduled: { before: 2, after: 0 }, dead: { before: 0, after: 2 } }, JSON.stringify(k));
+    const none = await ok(['delete', 'nosuchjid123', '--set', 'retries'], { srv });
+    assert.match(none.stderr, /no set changed size/, shown(none));
+
+    const qs = await ok(['queues'], { srv });
+    assert.match(qs.stdout, /^default\s+1\s+0\.50s\s+-$/m, `PAUSED is "-" when INFO does not say\n${qs.stdout}`);
+    assert.equal(JSON.parse((await ok(['queues', '--json'], { srv })).stdout).queues[0].paused, null);
+
+    const j = await runCli(['jobs', 'dead'], { srv });
     assert.equal(j.code, 1, shown(j));
-    assert.equal(JSON.parse(j.stdout).size, 0);
-    assert.match(j.stderr, /no command that lists a set/, shown(j));
+    assert.match(j.stderr, /JOBS refused: unknown command JOBS/, shown(j));
     const w = await runCli(['workers'], { srv });
     assert.equal(w.code, 1, shown(w));
-    assert.match(w.stdout, /^0 worker processes connected$/m, shown(w));
-    const q = await runCli(['workers', 'quiet', 'nosuchwid'], { srv });
+    assert.match(w.stderr, /WORKERS refused: unknown command WORKERS/, shown(w));
+    const q = await runCli(['workers', 'quiet', 'abc'], { srv });
     assert.equal(q.code, 1, shown(q));
-    assert.match(q.stderr, /unknown worker nosuchwid/, shown(q));
+    assert.match(q.stderr, /worker abc: unknown command WORKERS/, shown(q));
   });
 });
 
