@@ -13,6 +13,16 @@
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define job_of(node) container_of(node, struct job, tnode)
 
+/* A recently finished job, remembered for TRACK GET; in finished-order list. */
+struct finished_job {
+    char *jid;
+    enum track_state state;
+    int percent;
+    char *desc;
+    int64_t updated_at_ns;
+    struct finished_job *prev, *next;
+};
+
 /* Blocked fetchers waiting on one queue name, oldest first. */
 struct wait_list {
     char *name;
@@ -36,6 +46,7 @@ void engine_config_defaults(struct engine_config *cfg)
     cfg->dead_ttl_ns = INT64_C(180) * 86400 * NS_PER_S;
     cfg->worker_ttl_ns = 60 * NS_PER_S;
     cfg->seed = 0x2545F491u;
+    cfg->finished_max = 10000;
 }
 
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_hooks *hooks)
@@ -48,6 +59,8 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_h
     strmap_init(&e->queues);
     strmap_init(&e->waiting);
     strmap_init(&e->workers);
+    strmap_init(&e->unique);
+    strmap_init(&e->finished);
     tset_init(&e->scheduled);
     tset_init(&e->retries);
     tset_init(&e->dead);
@@ -73,10 +86,35 @@ static void worker_free(struct worker *w)
     free(w);
 }
 
+static void finished_unlink(struct engine *e, struct finished_job *f)
+{
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        e->finished_head = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    else
+        e->finished_tail = f->prev;
+    strmap_del(&e->finished, f->jid);
+    free(f->jid);
+    free(f->desc);
+    free(f);
+}
+
+static void drop_all_finished(struct engine *e)
+{
+    while (e->finished_head)
+        finished_unlink(e, e->finished_head);
+}
+
 static void drop_all_jobs(struct engine *e)
 {
     const char *key;
     void *val;
+    /* Locks live inside the jobs: forget them before the jobs go. */
+    strmap_release(&e->unique);
+    strmap_init(&e->unique);
     for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);)
         job_free(val);
     strmap_release(&e->jobs);
@@ -94,6 +132,9 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     drop_all_jobs(e);
+    strmap_release(&e->unique);
+    drop_all_finished(e);
+    strmap_release(&e->finished);
     const char *key;
     void *val;
     for (size_t i = 0; strmap_next(&e->waiting, &i, &key, &val);) {
@@ -181,6 +222,89 @@ struct day_stats engine_day(const struct engine *e, int64_t day)
     return (struct day_stats){.day = day};
 }
 
+/* ---- unique locks, expiry, finished jobs (docs/features.md) ---- */
+
+/*
+ * Invariant: job->unique_until_ns != 0 exactly when the unique map points at
+ * job under job->unique_key. Releasing is idempotent.
+ */
+static void unique_release(struct engine *e, struct job *job)
+{
+    if (job->unique_key && strmap_get(&e->unique, job->unique_key) == job)
+        strmap_del(&e->unique, job->unique_key);
+    job->unique_until_ns = 0;
+}
+
+/* Gives job the lock on its key until until_ns, taking it from any earlier (expired) holder. */
+static void unique_acquire(struct engine *e, struct job *job, int64_t until_ns)
+{
+    struct job *old = strmap_get(&e->unique, job->unique_key);
+    if (old)
+        unique_release(e, old);
+    job->unique_until_ns = until_ns;
+    /* The map borrows the key from the job that holds the lock. */
+    strmap_put(&e->unique, job->unique_key, job);
+}
+
+static struct job *unique_holder(struct engine *e, const struct job *job, int64_t now_ns)
+{
+    struct job *h = job->unique_key ? strmap_get(&e->unique, job->unique_key) : NULL;
+    return h && h->unique_until_ns > now_ns ? h : NULL;
+}
+
+const char *engine_unique_holder(struct engine *e, const struct job *job, int64_t now_ns)
+{
+    struct job *h = unique_holder(e, job, now_ns);
+    return h ? h->jid : NULL;
+}
+
+/* Drops a job the engine no longer holds (the caller has unplaced and recorded it). */
+static void forget(struct engine *e, struct job *job)
+{
+    unique_release(e, job);
+    strmap_del(&e->jobs, job->jid);
+    job_free(job);
+}
+
+static int is_expired(const struct job *job, int64_t now_ns)
+{
+    return job->expires_at_ns && job->expires_at_ns <= now_ns;
+}
+
+/* Discards a job whose custom.expires_at passed; the job is taken out of its place already. */
+static void expire_job(struct engine *e, struct job *job, int64_t now_ns)
+{
+    e->expired_jobs++;
+    emit_del(e, job->jid, RECDEL_EXPIRED, now_ns);
+    forget(e, job);
+}
+
+/* Remembers how a job ended for TRACK GET; the oldest entries go beyond the cap. */
+static void finished_note(struct engine *e, const char *jid, enum track_state st,
+                          const struct job_track *t, int64_t now_ns)
+{
+    if (!e->cfg.finished_max || !jid)
+        return;
+    struct finished_job *f = strmap_get(&e->finished, jid);
+    if (f)
+        finished_unlink(e, f);
+    f = xcalloc(1, sizeof *f);
+    f->jid = xstrdup(jid);
+    f->state = st;
+    f->percent = t ? t->percent : -1;
+    f->desc = t && t->desc ? xstrdup(t->desc) : NULL;
+    f->updated_at_ns = now_ns;
+    f->prev = e->finished_tail;
+    if (e->finished_tail)
+        e->finished_tail->next = f;
+    else
+        e->finished_head = f;
+    e->finished_tail = f;
+    strmap_put(&e->finished, f->jid, f);
+    while (e->finished.count > e->cfg.finished_max)
+        finished_unlink(e, e->finished_head);
+}
+
 /* ---- queues and waiters ---- */
 
 struct queue *engine_queue(struct engine *e, const char *name)
@@ -242,6 +366,8 @@ static void reserve(struct engine *e, struct job *job, const char *wid, int64_t 
     job->wid = xstrdup(wid ? wid : "");
     job->reserved_at_ns = now_ns;
     tset_insert(&e->working, &job->tnode, now_ns + (int64_t)job_reserve_s(job) * NS_PER_S);
+    if (job->is_unique_until_start)
+        unique_release(e, job);
     emit_place(e, job);
 }
 
@@ -321,6 +447,10 @@ static void wake(struct engine *e, struct queue *q, int64_t now_ns)
         struct job *job = q->head;
         struct waiter *w = list->head->w;
         queue_unlink(q, job);
+        if (is_expired(job, now_ns)) {
+            expire_job(e, job, now_ns);
+            continue;
+        }
         engine_unwait(e, w);
         reserve(e, job, w->wid, now_ns);
         w->deliver(w, job);
@@ -336,12 +466,6 @@ static void enqueue_recorded(struct engine *e, struct job *job, int64_t now_ns)
 }
 
 /* ---- lifecycle ---- */
-
-static void forget(struct engine *e, struct job *job)
-{
-    strmap_del(&e->jobs, job->jid);
-    job_free(job);
-}
 
 /* Takes job out of wherever it is, leaving it indexed but placed nowhere. */
 static void unplace(struct engine *e, struct job *job)
@@ -360,6 +484,7 @@ static void unplace(struct engine *e, struct job *job)
 /* Puts job in the dead set without recording it (the caller records). */
 static void kill_job_quiet(struct engine *e, struct job *job, int64_t now_ns)
 {
+    unique_release(e, job); /* a dead job no longer blocks its twins */
     job->state = JOB_DEAD;
     tset_insert(&e->dead, &job->tnode, now_ns + e->cfg.dead_ttl_ns);
 }
@@ -373,6 +498,7 @@ static void trim_dead(struct engine *e, int64_t now_ns)
         old->state = JOB_NEW;
         e->dead_dropped++;
         emit_del(e, old->jid, RECDEL_DEAD_DROPPED, now_ns);
+        finished_note(e, old->jid, TRACK_DEAD, old->track, now_ns);
         forget(e, old);
     }
 }
@@ -394,6 +520,11 @@ int engine_push(struct engine *e, struct job *job, int64_t now_ns)
             return 1;
         return ENGINE_EEXIST;
     }
+    if (job->unique_key && job->unique_for_s > 0) {
+        if (unique_holder(e, job, now_ns))
+            return ENGINE_ENOTUNIQUE;
+        unique_acquire(e, job, now_ns + (int64_t)job->unique_for_s * NS_PER_S);
+    }
     strmap_put(&e->jobs, job->jid, job);
     if (job->at_ns > now_ns) {
         job->state = JOB_SCHEDULED;
@@ -413,12 +544,18 @@ struct job *engine_fetch(struct engine *e, const char *const *queues, int n, con
 {
     for (int i = 0; i < n; i++) {
         struct queue *q = strmap_get(&e->queues, queues[i]);
-        if (!q || q->is_paused || !q->head)
+        if (!q || q->is_paused)
             continue;
-        struct job *job = q->head;
-        queue_unlink(q, job);
-        reserve(e, job, wid, now_ns);
-        return job;
+        while (q->head) {
+            struct job *job = q->head;
+            queue_unlink(q, job);
+            if (is_expired(job, now_ns)) { /* discarded instead of fetched */
+                expire_job(e, job, now_ns);
+                continue;
+            }
+            reserve(e, job, wid, now_ns);
+            return job;
+        }
     }
     return NULL;
 }
@@ -438,6 +575,7 @@ int engine_ack(struct engine *e, const char *jid, int64_t now_ns)
     e->processed++;
     today(e, now_ns)->processed++;
     emit_del(e, job->jid, RECDEL_ACKED, now_ns);
+    finished_note(e, job->jid, TRACK_SUCCESS, job->track, now_ns);
     forget(e, job);
     return 0;
 }
@@ -470,10 +608,12 @@ static void fail_job(struct engine *e, struct job *job, const char *errtype, con
         rec_encode_fail(&e->recbuf, job, now_ns, is_expiry, &pl);
         emit(e);
     }
-    if (job->state == JOB_DEAD)
+    if (job->state == JOB_DEAD) {
         trim_dead(e, now_ns);
-    else if (job->state == JOB_NEW)
+    } else if (job->state == JOB_NEW) {
+        finished_note(e, job->jid, TRACK_FAILED, job->track, now_ns);
         forget(e, job);
+    }
 }
 
 int engine_fail(struct engine *e, const char *jid, const char *errtype, const char *message,
@@ -485,6 +625,85 @@ int engine_fail(struct engine *e, const char *jid, const char *errtype, const ch
     unplace(e, job);
     fail_job(e, job, errtype, message, backtrace_json, 0, now_ns);
     return 0;
+}
+
+/* ---- TRACK ---- */
+
+int engine_track_set(struct engine *e, const char *jid, int percent, const char *desc,
+                     int64_t reserve_until_ns, int64_t now_ns)
+{
+    struct job *job = strmap_get(&e->jobs, jid);
+    if (!job)
+        return ENGINE_ENOTFOUND;
+    struct job_track *t = job->track;
+    if (!t) {
+        t = job->track = xcalloc(1, sizeof *t);
+        t->percent = -1;
+    }
+    if (percent >= 0)
+        t->percent = percent > 100 ? 100 : percent;
+    if (desc) {
+        free(t->desc);
+        t->desc = xstrdup(desc);
+    }
+    t->updated_at_ns = now_ns;
+    if (!e->is_replaying && e->hooks.record) {
+        rec_encode_track(&e->recbuf, job->jid, t);
+        emit(e);
+    }
+    /* Extends only, and by at most the longest reservation a push may ask for. */
+    int64_t cap = now_ns + (int64_t)JOB_MAX_RESERVE_S * NS_PER_S;
+    if (reserve_until_ns > cap)
+        reserve_until_ns = cap;
+    if (job->state == JOB_WORKING && reserve_until_ns > job->tnode.score_ns) {
+        tset_remove(&e->working, &job->tnode);
+        tset_insert(&e->working, &job->tnode, reserve_until_ns);
+        emit_place(e, job);
+    }
+    return 0;
+}
+
+const char *engine_track_state_name(enum track_state s)
+{
+    switch (s) {
+    case TRACK_ENQUEUED: return "enqueued";
+    case TRACK_WORKING: return "working";
+    case TRACK_SUCCESS: return "success";
+    case TRACK_FAILED: return "failed";
+    case TRACK_DEAD: return "dead";
+    case TRACK_UNKNOWN: break;
+    }
+    return "unknown";
+}
+
+void engine_track_get(struct engine *e, const char *jid, struct track_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->percent = -1;
+    struct job *job = strmap_get(&e->jobs, jid);
+    if (job) {
+        switch (job->state) {
+        case JOB_SCHEDULED:
+        case JOB_ENQUEUED: out->state = TRACK_ENQUEUED; break;
+        case JOB_WORKING: out->state = TRACK_WORKING; break;
+        case JOB_RETRY: out->state = TRACK_FAILED; break;
+        case JOB_DEAD: out->state = TRACK_DEAD; break;
+        case JOB_NEW: out->state = TRACK_UNKNOWN; break;
+        }
+        if (job->track) {
+            out->percent = job->track->percent;
+            out->desc = job->track->desc;
+            out->updated_at_ns = job->track->updated_at_ns;
+        }
+        return;
+    }
+    struct finished_job *f = strmap_get(&e->finished, jid);
+    if (f) {
+        out->state = f->state;
+        out->percent = f->percent;
+        out->desc = f->desc;
+        out->updated_at_ns = f->updated_at_ns;
+    }
 }
 
 /* ---- workers ---- */
@@ -756,8 +975,9 @@ void engine_flush(struct engine *e)
         emit(e);
     }
     drop_all_jobs(e);
+    drop_all_finished(e);
     e->processed = e->failures = 0;
-    e->dead_dropped = e->expired_reservations = 0;
+    e->dead_dropped = e->expired_reservations = e->expired_jobs = 0;
     memset(e->history, 0, sizeof e->history);
 }
 
@@ -769,12 +989,29 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
     while ((n = tset_min(&e->scheduled)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
         unplace(e, job);
-        enqueue_recorded(e, job, now_ns);
+        if (is_expired(job, now_ns))
+            expire_job(e, job, now_ns);
+        else
+            enqueue_recorded(e, job, now_ns);
     }
     while ((n = tset_min(&e->retries)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
         unplace(e, job);
-        enqueue_recorded(e, job, now_ns);
+        if (is_expired(job, now_ns))
+            expire_job(e, job, now_ns);
+        else
+            enqueue_recorded(e, job, now_ns);
+    }
+    /* Expired jobs at the head of a queue go now: cheap, one look per queue. */
+    const char *qkey;
+    void *qval;
+    for (size_t i = 0; strmap_next(&e->queues, &i, &qkey, &qval);) {
+        struct queue *q = qval;
+        while (q->head && is_expired(q->head, now_ns)) {
+            struct job *job = q->head;
+            queue_unlink(q, job);
+            expire_job(e, job, now_ns);
+        }
     }
     while ((n = tset_min(&e->working)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
@@ -787,6 +1024,7 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
         unplace(e, job);
         e->dead_dropped++;
         emit_del(e, job->jid, RECDEL_DEAD_DROPPED, now_ns);
+        finished_note(e, job->jid, TRACK_DEAD, job->track, now_ns);
         forget(e, job);
     }
 
@@ -835,8 +1073,13 @@ static void place(struct engine *e, struct job *job, const struct placement *pl)
         tset_insert(&e->scheduled, &job->tnode, pl->score_ns);
         break;
     case JOB_RETRY: tset_insert(&e->retries, &job->tnode, pl->score_ns); break;
-    case JOB_DEAD: tset_insert(&e->dead, &job->tnode, pl->score_ns); break;
+    case JOB_DEAD:
+        unique_release(e, job);
+        tset_insert(&e->dead, &job->tnode, pl->score_ns);
+        break;
     case JOB_WORKING:
+        if (job->is_unique_until_start)
+            unique_release(e, job);
         free(job->wid);
         job->wid = xstrdup(pl->wid ? pl->wid : "");
         job->reserved_at_ns = pl->reserved_at_ns;
@@ -861,6 +1104,14 @@ static int apply_add(struct engine *e, struct rec_reader *r)
         job->failure = rec_get_failure(r);
     struct placement pl;
     rec_get_placement(r, &pl);
+    /* Older ADD records end here; newer ones carry expiry and the unique lock. */
+    int64_t lock_until_ns = 0;
+    if (r->p < r->end) {
+        job->expires_at_ns = rec_get_i64(r);
+        job->unique_for_s = (int)rec_get_u32(r);
+        job->is_unique_until_start = rec_get_u8(r) != 0;
+        lock_until_ns = rec_get_i64(r);
+    }
     if (r->is_bad || !job->jid || !job->jobtype || !job->queue || !job->created_at || !job->body ||
         pl.state == JOB_NEW) {
         free((char *)pl.wid);
@@ -873,6 +1124,8 @@ static int apply_add(struct engine *e, struct rec_reader *r)
         forget(e, old);
     }
     strmap_put(&e->jobs, job->jid, job);
+    if (job->unique_for_s > 0 && job_unique_key_derive(job) == 0 && lock_until_ns)
+        unique_acquire(e, job, lock_until_ns);
     place(e, job, &pl);
     free((char *)pl.wid);
     return 0;
@@ -893,6 +1146,31 @@ static void apply_counters(struct engine *e, struct rec_reader *r)
         d.failed = (uint64_t)rec_get_i64(r);
         e->history[(uint64_t)d.day % ENGINE_HISTORY_DAYS] = d;
     }
+    /* Added after version 1's layout. */
+    e->expired_jobs = r->p < r->end ? (uint64_t)rec_get_i64(r) : 0;
+}
+
+static int apply_track(struct engine *e, struct rec_reader *r)
+{
+    char *jid = rec_get_str(r, NULL);
+    struct job_track *t = xcalloc(1, sizeof *t);
+    t->percent = (int)rec_get_u32(r);
+    t->desc = rec_get_str(r, NULL);
+    t->updated_at_ns = rec_get_i64(r);
+    struct job *job = jid ? strmap_get(&e->jobs, jid) : NULL;
+    int rc = 0;
+    if (r->is_bad || !jid) {
+        rc = -1;
+    } else if (!job) {
+        e->replay_skipped++;
+    } else {
+        job_track_free(job->track);
+        job->track = t;
+        t = NULL;
+    }
+    job_track_free(t);
+    free(jid);
+    return rc;
 }
 
 int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_t errlen)
@@ -943,10 +1221,12 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
                 job_failure_free(job->failure);
                 job->failure = f;
                 f = NULL;
-                if (pl.state == JOB_NEW)
+                if (pl.state == JOB_NEW) {
+                    finished_note(e, job->jid, TRACK_FAILED, job->track, now);
                     forget(e, job);
-                else
+                } else {
                     place(e, job, &pl);
+                }
             }
         }
         job_failure_free(f);
@@ -965,8 +1245,12 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
             if (why == RECDEL_ACKED) {
                 e->processed++;
                 today(e, now)->processed++;
+                finished_note(e, jid, TRACK_SUCCESS, job ? job->track : NULL, now);
             } else if (why == RECDEL_DEAD_DROPPED) {
                 e->dead_dropped++;
+                finished_note(e, jid, TRACK_DEAD, job ? job->track : NULL, now);
+            } else if (why == RECDEL_EXPIRED) {
+                e->expired_jobs++;
             }
             if (job) {
                 unplace(e, job);
@@ -998,11 +1282,13 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
     }
     case REC_FLUSH:
         drop_all_jobs(e);
+        drop_all_finished(e);
         e->processed = e->failures = 0;
-        e->dead_dropped = e->expired_reservations = 0;
+        e->dead_dropped = e->expired_reservations = e->expired_jobs = 0;
         memset(e->history, 0, sizeof e->history);
         break;
     case REC_COUNTERS: apply_counters(e, &r); rc = r.is_bad ? -1 : 0; break;
+    case REC_TRACK: rc = apply_track(e, &r); break;
     default: rc = -1;
     }
     e->is_replaying = 0;
@@ -1023,6 +1309,11 @@ static void dump_job(struct dump_ctx *d, const struct job *job)
     sbuf_reset(&d->e->recbuf);
     rec_encode_add(&d->e->recbuf, job, &pl);
     d->out(d->ctx, d->e->recbuf.buf, d->e->recbuf.len);
+    if (job->track) {
+        sbuf_reset(&d->e->recbuf);
+        rec_encode_track(&d->e->recbuf, job->jid, job->track);
+        d->out(d->ctx, d->e->recbuf.buf, d->e->recbuf.len);
+    }
 }
 
 static int dump_set_member(struct tset_node *node, void *arg)
@@ -1053,6 +1344,7 @@ void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_
         rec_put_i64(b, (int64_t)h->processed);
         rec_put_i64(b, (int64_t)h->failed);
     }
+    rec_put_i64(b, (int64_t)e->expired_jobs); /* optional trailing field */
     out(ctx, b->buf, b->len);
 
     const char *key;

@@ -30,7 +30,8 @@
     X(ENGINE_ENOTFOUND, -1, "not found") \
     X(ENGINE_EEXIST, -2, "jid already in use by a different job") \
     X(ENGINE_EUNKNOWN_WORKER, -3, "unknown worker") \
-    X(ENGINE_EBADARG, -4, "bad argument")
+    X(ENGINE_EBADARG, -4, "bad argument") \
+    X(ENGINE_ENOTUNIQUE, -5, "a job with the same jobtype, args and queue holds the unique lock")
 
 enum engine_error {
 #define X(name, value, text) name = value,
@@ -45,9 +46,10 @@ struct engine_config {
     int64_t dead_ttl_ns;    /* how long a dead job is kept */
     int64_t worker_ttl_ns;  /* a process silent this long is reaped */
     uint32_t seed;          /* backoff jitter; tests fix it */
+    size_t finished_max;    /* finished jids TRACK GET remembers (0 = none) */
 };
 
-/* Defaults: 100,000 dead jobs, 180 days, 60 s. */
+/* Defaults: 100,000 dead jobs, 180 days, 60 s, 10,000 finished jids. */
 void engine_config_defaults(struct engine_config *cfg);
 
 enum worker_state { WORKER_RUNNING = 0, WORKER_QUIET, WORKER_TERMINATE };
@@ -102,6 +104,25 @@ struct engine_hooks {
     void (*record)(void *ctx, const void *rec, size_t len);
 };
 
+/* TRACK GET's view of a job (docs/features.md). */
+enum track_state {
+    TRACK_UNKNOWN = 0,
+    TRACK_ENQUEUED, /* queued, scheduled */
+    TRACK_WORKING,
+    TRACK_SUCCESS,  /* acked (remembered among the recently finished) */
+    TRACK_FAILED,   /* waiting for a retry, or discarded after failing */
+    TRACK_DEAD,
+};
+
+struct track_info {
+    enum track_state state;
+    int percent;           /* -1 when never set */
+    const char *desc;      /* borrowed from the engine; NULL when never set */
+    int64_t updated_at_ns; /* last TRACK SET or finish; 0 when never */
+};
+
+struct finished_job;
+
 struct day_stats {
     int64_t day; /* days since the epoch (UTC) */
     uint64_t processed, failed;
@@ -121,6 +142,10 @@ struct engine {
     uint64_t dead_dropped;  /* jobs dropped from the dead set by age or cap */
     uint64_t expired_reservations;
     uint64_t workers_reaped;
+    uint64_t expired_jobs;  /* discarded because custom.expires_at passed */
+    struct strmap unique;   /* unique key -> the job holding that lock */
+    struct strmap finished; /* jid -> struct finished_job, recently finished jobs */
+    struct finished_job *finished_head, *finished_tail; /* oldest first */
     struct day_stats history[ENGINE_HISTORY_DAYS];
     uint32_t rng;
     struct sbuf scratch;
@@ -137,10 +162,28 @@ void engine_free(struct engine *e);
  * Takes a parsed job. A job with a future `at` goes to scheduled, otherwise
  * it is enqueued (or handed to a blocked fetcher). Returns 0 when stored (the
  * engine owns the job), 1 when an identical job with that jid is already held
- * (the push is idempotent; the caller still owns and frees `job`), or
- * ENGINE_EEXIST when the jid belongs to a different job (caller frees).
+ * (the push is idempotent; the caller still owns and frees `job`),
+ * ENGINE_EEXIST when the jid belongs to a different job, or
+ * ENGINE_ENOTUNIQUE when job is unique (custom.unique_for) and another job
+ * with its jobtype, args and queue holds an unexpired lock (caller frees).
  */
 int engine_push(struct engine *e, struct job *job, int64_t now_ns);
+
+/* The jid holding the unique lock job would need, or NULL (see engine_push). */
+const char *engine_unique_holder(struct engine *e, const struct job *job, int64_t now_ns);
+
+/*
+ * TRACK SET: records progress on a job the engine holds. percent < 0 and
+ * desc NULL leave those unchanged. reserve_until_ns > 0 extends a working
+ * job's reservation to that time (never shortens it; at most a day from
+ * now); ignored when the job is not working. Returns 0 or ENGINE_ENOTFOUND.
+ */
+int engine_track_set(struct engine *e, const char *jid, int percent, const char *desc,
+                     int64_t reserve_until_ns, int64_t now_ns);
+
+/* TRACK GET: fills out (TRACK_UNKNOWN for a jid neither held nor recently finished). */
+void engine_track_get(struct engine *e, const char *jid, struct track_info *out);
+const char *engine_track_state_name(enum track_state s);
 
 /*
  * Takes the first job from the first non-empty, non-paused queue of

@@ -52,8 +52,18 @@ void job_free(struct job *job)
     free(job->created_at);
     free(job->body);
     free(job->wid);
+    free(job->unique_key);
+    job_track_free(job->track);
     job_failure_free(job->failure);
     free(job);
+}
+
+void job_track_free(struct job_track *t)
+{
+    if (!t)
+        return;
+    free(t->desc);
+    free(t);
 }
 
 void job_failure_free(struct job_failure *f)
@@ -122,6 +132,140 @@ static int64_t parse_time_or_zero(const char *s)
     if (!s || timefmt_parse(s, strlen(s), &ns, &why) != 0)
         return 0;
     return ns;
+}
+
+int job_parse_duration(const char *s, int64_t *out_ns)
+{
+    /* Largest accepted: 100 years, far below int64 nanoseconds. */
+    const double max_s = 100.0 * 365 * 86400;
+    double total_s = 0;
+    char *end;
+    if (!s || !*s)
+        return -1;
+    for (const char *p = s; *p;) {
+        if (!((*p >= '0' && *p <= '9') || *p == '.'))
+            return -1;
+        double v = strtod(p, &end);
+        if (end == p)
+            return -1;
+        p = end;
+        double unit;
+        if (!*p && total_s == 0)
+            unit = 1; /* a bare number: seconds */
+        else if (strncmp(p, "ms", 2) == 0)
+            unit = 1e-3, p += 2;
+        else if (*p == 's')
+            unit = 1, p++;
+        else if (*p == 'm')
+            unit = 60, p++;
+        else if (*p == 'h')
+            unit = 3600, p++;
+        else
+            return -1;
+        total_s += v * unit;
+        if (total_s > max_s)
+            return -1;
+    }
+    if (!(total_s > 0))
+        return -1;
+    *out_ns = (int64_t)(total_s * (double)NS_PER_S);
+    return 0;
+}
+
+char *job_unique_key_make(const char *jobtype, const char *queue, const cJSON *args)
+{
+    char *text = args ? cJSON_PrintUnformatted(args) : NULL;
+    struct sbuf b;
+    sbuf_init(&b);
+    /* '\n' cannot occur in a queue name or in printed JSON, so the parts cannot run together. */
+    sbuf_adds(&b, queue);
+    sbuf_add(&b, "\n", 1);
+    sbuf_adds(&b, text ? text : "[]");
+    sbuf_add(&b, "\n", 1);
+    sbuf_adds(&b, jobtype);
+    if (text)
+        cJSON_free(text);
+    char *key = xstrdup(b.buf);
+    sbuf_release(&b);
+    return key;
+}
+
+int job_unique_key_derive(struct job *job)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "{", 1);
+    sbuf_add(&b, job->body, job->body_len);
+    sbuf_add(&b, "}", 1);
+    cJSON *obj = cJSON_ParseWithLength(b.buf, b.len);
+    sbuf_release(&b);
+    cJSON *args = cJSON_GetObjectItemCaseSensitive(obj, "args");
+    int rc = -1;
+    if (cJSON_IsArray(args)) {
+        free(job->unique_key);
+        job->unique_key = job_unique_key_make(job->jobtype, job->queue, args);
+        rc = 0;
+    }
+    cJSON_Delete(obj);
+    return rc;
+}
+
+struct features {
+    int64_t expires_at_ns;
+    int unique_for_s;
+    int is_until_start;
+};
+
+/* Reads custom.expires_at / expires_in / unique_for / unique_until (docs/features.md). */
+static int parse_features(cJSON *custom, int64_t now_ns, struct features *ft, char *err)
+{
+    memset(ft, 0, sizeof *ft);
+    if (!cJSON_IsObject(custom))
+        return 0;
+    cJSON *at = cJSON_GetObjectItemCaseSensitive(custom, "expires_at");
+    cJSON *in = cJSON_GetObjectItemCaseSensitive(custom, "expires_in");
+    if (at && !cJSON_IsNull(at)) {
+        const char *why = "must be an RFC 3339 string";
+        if (!cJSON_IsString(at) ||
+            timefmt_parse(at->valuestring, strlen(at->valuestring), &ft->expires_at_ns, &why) != 0) {
+            snprintf(err, JOB_ERR_MAX, "invalid timestamp for 'expires_at': \"%.200s\": %s",
+                     cJSON_IsString(at) ? at->valuestring : "(not a string)", why);
+            return -1;
+        }
+    } else if (in && !cJSON_IsNull(in)) {
+        int64_t ns = 0;
+        int ok;
+        if (cJSON_IsNumber(in)) {
+            ok = in->valuedouble > 0 && in->valuedouble <= 100.0 * 365 * 86400;
+            ns = ok ? (int64_t)(in->valuedouble * (double)NS_PER_S) : 0;
+        } else {
+            ok = cJSON_IsString(in) && job_parse_duration(in->valuestring, &ns) == 0;
+        }
+        if (!ok || ns <= 0) {
+            snprintf(err, JOB_ERR_MAX,
+                     "invalid custom.expires_in: must be seconds > 0 or a duration like \"30s\", \"5m\", \"1h30m\"");
+            return -1;
+        }
+        ft->expires_at_ns = now_ns + ns;
+    }
+    cJSON *uf = cJSON_GetObjectItemCaseSensitive(custom, "unique_for");
+    if (uf && !cJSON_IsNull(uf)) {
+        if (!cJSON_IsNumber(uf) || uf->valuedouble < 0 || uf->valuedouble > 2147483647.0) {
+            snprintf(err, JOB_ERR_MAX, "invalid custom.unique_for: must be a number of seconds >= 0");
+            return -1;
+        }
+        ft->unique_for_s = (int)ceil(uf->valuedouble);
+    }
+    cJSON *uu = cJSON_GetObjectItemCaseSensitive(custom, "unique_until");
+    if (uu && !cJSON_IsNull(uu)) {
+        if (!cJSON_IsString(uu) ||
+            (strcmp(uu->valuestring, "success") != 0 && strcmp(uu->valuestring, "start") != 0)) {
+            snprintf(err, JOB_ERR_MAX, "invalid custom.unique_until: must be \"success\" or \"start\"");
+            return -1;
+        }
+        ft->is_until_start = strcmp(uu->valuestring, "start") == 0;
+    }
+    return 0;
 }
 
 /* A failure object supplied by the client (e.g. a job re-pushed from a dead set). */
@@ -225,7 +369,16 @@ int job_from_cjson(cJSON *obj, int64_t now_ns, struct job **out, char *err)
         return -1;
     }
 
+    struct features ft;
+    if (parse_features(cJSON_GetObjectItemCaseSensitive(obj, "custom"), now_ns, &ft, err) != 0)
+        return -1;
+
     struct job *job = xcalloc(1, sizeof *job);
+    job->expires_at_ns = ft.expires_at_ns;
+    job->unique_for_s = ft.unique_for_s;
+    job->is_unique_until_start = ft.is_until_start;
+    if (ft.unique_for_s > 0)
+        job->unique_key = job_unique_key_make(jobtype, queue, args);
     job->jid = xstrdup(jid);
     job->jobtype = xstrdup(jobtype);
     job->queue = xstrdup(queue);

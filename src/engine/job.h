@@ -44,6 +44,13 @@ struct job_failure {
     char *backtrace; /* JSON array text, or NULL */
 };
 
+/* TRACK SET progress of a job (docs/features.md). */
+struct job_track {
+    int percent;          /* 0..100, or -1 when never given */
+    char *desc;           /* or NULL */
+    int64_t updated_at_ns;
+};
+
 struct job {
     char *jid;
     char *jobtype;
@@ -56,6 +63,17 @@ struct job {
     int64_t at_ns;       /* scheduled time from 'at', 0 if none */
     int64_t enqueued_at_ns;
     struct job_failure *failure;
+
+    /*
+     * Enterprise-style options, read from `custom` at push (docs/features.md)
+     * and carried by the journal's REC_ADD record.
+     */
+    int64_t expires_at_ns;     /* discarded instead of fetched from then on; 0 = never */
+    int unique_for_s;          /* > 0: unique job, lock held this long after push */
+    int is_unique_until_start; /* lock released at FETCH instead of at ACK */
+    char *unique_key;          /* jobtype, queue and args when unique_for_s > 0 */
+    int64_t unique_until_ns;   /* lock expiry while the engine holds the lock, else 0 */
+    struct job_track *track;   /* TRACK SET progress, or NULL */
 
     /* Engine bookkeeping: where the job is. */
     enum job_state state;
@@ -86,8 +104,28 @@ struct cJSON;
 int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);
 
 void job_free(struct job *job);
+/* Frees a progress record (NULL is fine). */
+void job_track_free(struct job_track *t);
 /* Frees a failure record (NULL is fine). */
 void job_failure_free(struct job_failure *f);
+
+/*
+ * Builds the unique-lock key of a job from its jobtype, queue and args (as
+ * cJSON prints them, which is also how the body stores them). Caller frees.
+ */
+char *job_unique_key_make(const char *jobtype, const char *queue, const struct cJSON *args);
+
+/*
+ * Sets job->unique_key from the job's stored body (used when a job is
+ * rebuilt from a record). Returns 0, or -1 when the body has no args.
+ */
+int job_unique_key_derive(struct job *job);
+
+/*
+ * Parses a duration: a number of seconds ("30", "1.5") or Go-style units
+ * ("500ms", "30s", "5m", "1h30m"). Returns 0 and nanoseconds, or -1.
+ */
+int job_parse_duration(const char *s, int64_t *out_ns);
 
 /* The reservation time FETCH applies: default 1800 s, at least 60 s. */
 int job_reserve_s(const struct job *job);

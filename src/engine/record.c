@@ -163,6 +163,11 @@ void rec_encode_add(struct sbuf *b, const struct job *job, const struct placemen
     if (job->failure)
         rec_put_failure(b, job->failure);
     rec_put_placement(b, pl);
+    /* Added after version 1's layout: decoders read these only when present. */
+    rec_put_i64(b, job->expires_at_ns);
+    rec_put_u32(b, (uint32_t)job->unique_for_s);
+    rec_put_u8(b, (uint8_t)(job->is_unique_until_start != 0));
+    rec_put_i64(b, job->unique_until_ns);
 }
 
 void rec_encode_place(struct sbuf *b, const char *jid, const struct placement *pl)
@@ -202,4 +207,13 @@ void rec_encode_queue(struct sbuf *b, enum record_queue_op op, const char *name)
 void rec_encode_flush(struct sbuf *b)
 {
     rec_put_u8(b, REC_FLUSH);
+}
+
+void rec_encode_track(struct sbuf *b, const char *jid, const struct job_track *t)
+{
+    rec_put_u8(b, REC_TRACK);
+    rec_put_cstr(b, jid);
+    rec_put_u32(b, (uint32_t)t->percent);
+    rec_put_cstr(b, t->desc);
+    rec_put_i64(b, t->updated_at_ns);
 }

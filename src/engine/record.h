@@ -31,11 +31,21 @@ enum record_type {
     REC_QUEUE = 5,    /* queue paused, resumed or removed */
     REC_FLUSH = 6,    /* everything dropped */
     REC_COUNTERS = 7, /* absolute counters and per-day history (snapshots) */
+    REC_TRACK = 8,    /* a job's TRACK SET progress (percent, desc, time) */
 };
 
 enum record_queue_op { RECQ_PAUSE = 1, RECQ_RESUME = 2, RECQ_REMOVE = 3, RECQ_CREATE = 4 };
-/* Why a job left: DEAD_DROPPED counts in dead_dropped (age or the dead set's cap). */
-enum record_del_reason { RECDEL_DROPPED = 0, RECDEL_ACKED = 1, RECDEL_DEAD_DROPPED = 2 };
+/*
+ * Why a job left: DEAD_DROPPED counts in dead_dropped (age or the dead set's
+ * cap); EXPIRED counts in expired_jobs (custom.expires_at passed before a
+ * FETCH could take it).
+ */
+enum record_del_reason {
+    RECDEL_DROPPED = 0,
+    RECDEL_ACKED = 1,
+    RECDEL_DEAD_DROPPED = 2,
+    RECDEL_EXPIRED = 3,
+};
 
 /* Where a job is: its state and the fields that go with it. */
 struct placement {
@@ -66,7 +76,14 @@ int64_t rec_get_i64(struct rec_reader *r);
 /* Returns a malloc'd NUL-terminated copy (NULL for "none" or on error); len may be NULL. */
 char *rec_get_str(struct rec_reader *r, size_t *len);
 
-/* Encoders: each appends one whole record (type byte first) to b. */
+/*
+ * Encoders: each appends one whole record (type byte first) to b.
+ *
+ * REC_ADD ends with optional trailing fields, written since the features of
+ * docs/features.md: expires_at (i64), unique_for_s (u32), unique_until_start
+ * (u8), unique lock expiry (i64, 0 = no lock held). Records without them
+ * decode as "no expiry, not unique".
+ */
 void rec_encode_add(struct sbuf *b, const struct job *job, const struct placement *pl);
 void rec_encode_place(struct sbuf *b, const char *jid, const struct placement *pl);
 /* is_expiry: the failure is an expired reservation (counted apart); written last. */
@@ -75,6 +92,8 @@ void rec_encode_fail(struct sbuf *b, const struct job *job, int64_t now_ns, int 
 void rec_encode_del(struct sbuf *b, const char *jid, enum record_del_reason why, int64_t now_ns);
 void rec_encode_queue(struct sbuf *b, enum record_queue_op op, const char *name);
 void rec_encode_flush(struct sbuf *b);
+/* REC_TRACK: jid, percent (u32, -1 none), desc (string or none), updated_at (i64). */
+void rec_encode_track(struct sbuf *b, const char *jid, const struct job_track *t);
 
 /* Field helpers shared by the engine's decoder. */
 void rec_put_placement(struct sbuf *b, const struct placement *pl);

@@ -155,7 +155,28 @@ static void cmd_end(struct conn *c, char *arg, size_t len)
     conn_close_after_flush(c);
 }
 
-/* Parses, validates and stores one job; 0 or -1 with the reason in err. */
+/*
+ * Replies with an error whose code is err's first word (e.g. "NOTUNIQUE
+ * ..."): Faktory's "known" errors carry their own code instead of ERR.
+ */
+static void reply_coded_err(struct conn *c, const char *err)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "-", 1);
+    for (const char *p = err; *p; p++) /* one line: no CR or LF from echoed client text */
+        sbuf_add(&b, *p == '\r' || *p == '\n' ? " " : p, 1);
+    sbuf_add(&b, "\r\n", 2);
+    conn_reply(c, b.buf, b.len);
+    sbuf_release(&b);
+}
+
+#define PUSH_NOTUNIQUE (-2)
+
+/*
+ * Parses, validates and stores one job; 0, or -1 with the reason in err, or
+ * PUSH_NOTUNIQUE with "NOTUNIQUE <reason>" in err.
+ */
 static int push_one(struct conn *c, struct job *job, char *err)
 {
     struct server *srv = c->srv;
@@ -174,6 +195,14 @@ static int push_one(struct conn *c, struct job *job, char *err)
         job_free(job);
         return 0;
     }
+    if (rc == ENGINE_ENOTUNIQUE) {
+        const char *holder = engine_unique_holder(srv->engine, job, server_now());
+        snprintf(err, JOB_ERR_MAX,
+                 "NOTUNIQUE job %.100s is already queued with the same jobtype, args and queue",
+                 holder ? holder : "?");
+        job_free(job);
+        return PUSH_NOTUNIQUE;
+    }
     snprintf(err, JOB_ERR_MAX, "jid %.100s is already in use by a different job", job->jid);
     job_free(job);
     return -1;
@@ -189,7 +218,16 @@ static void cmd_push(struct conn *c, char *arg, size_t len)
                        len, srv->cfg.max_job);
         return;
     }
-    if (job_parse(arg, len, server_now(), &job, err) != 0 || push_one(c, job, err) != 0) {
+    if (job_parse(arg, len, server_now(), &job, err) != 0) {
+        conn_reply_err(c, "%s", err);
+        return;
+    }
+    int rc = push_one(c, job, err);
+    if (rc == PUSH_NOTUNIQUE) {
+        reply_coded_err(c, err);
+        return;
+    }
+    if (rc != 0) {
         conn_reply_err(c, "%s", err);
         return;
     }
@@ -744,9 +782,98 @@ static void cmd_batch(struct conn *c, char *arg, size_t len)
     conn_reply_err(c, "batch subsystem is not available in this version of spool");
 }
 
+/* TRACK SET {"jid","percent","desc","reserve_until"}: progress, and a longer reservation. */
+static void track_set(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    if (srv->is_readonly) {
+        conn_reply_err(c, "changes are refused: the journal failed (%s)", srv->readonly_reason);
+        return;
+    }
+    cJSON *o = parse_object(arg, len);
+    const char *jid = o ? get_string(o, "jid") : NULL;
+    cJSON *pct = cJSON_GetObjectItemCaseSensitive(o, "percent");
+    cJSON *desc = cJSON_GetObjectItemCaseSensitive(o, "desc");
+    cJSON *until = cJSON_GetObjectItemCaseSensitive(o, "reserve_until");
+    int64_t until_ns = 0;
+    const char *why;
+    int ok = jid && *jid && (!pct || cJSON_IsNull(pct) || cJSON_IsNumber(pct)) &&
+             (!desc || cJSON_IsNull(desc) || cJSON_IsString(desc)) &&
+             (!until || cJSON_IsNull(until) ||
+              (cJSON_IsString(until) &&
+               (!*until->valuestring ||
+                timefmt_parse(until->valuestring, strlen(until->valuestring), &until_ns, &why) == 0)));
+    if (!ok) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid TRACK SET %.*s", (int)(len > 200 ? 200 : len), arg);
+        return;
+    }
+    int percent = -1;
+    if (cJSON_IsNumber(pct))
+        percent = pct->valuedouble < 0 ? 0 : pct->valuedouble > 100 ? 100 : (int)pct->valuedouble;
+    int rc = engine_track_set(srv->engine, jid, percent, cJSON_IsString(desc) ? desc->valuestring : NULL,
+                              until_ns, server_now());
+    if (rc != 0)
+        conn_reply_err(c, "Job not found %.100s", jid);
+    else
+        reply_ok(c, server_commit(srv));
+    cJSON_Delete(o);
+}
+
+/* TRACK GET <jid>: {"jid","percent","desc","state","updated_at"}. */
+static void track_get(struct conn *c, const char *jid)
+{
+    struct track_info ti;
+    engine_track_get(c->srv->engine, jid, &ti);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"jid\":");
+    sbuf_add_json_str(&b, jid, strlen(jid));
+    if (ti.percent >= 0)
+        sbuf_addf(&b, ",\"percent\":%d", ti.percent);
+    else
+        sbuf_adds(&b, ",\"percent\":null");
+    sbuf_adds(&b, ",\"desc\":");
+    if (ti.desc)
+        sbuf_add_json_str(&b, ti.desc, strlen(ti.desc));
+    else
+        sbuf_adds(&b, "null");
+    sbuf_addf(&b, ",\"state\":\"%s\",\"updated_at\":", engine_track_state_name(ti.state));
+    if (ti.updated_at_ns) {
+        char ts[TIMEFMT_MAX];
+        timefmt_format(ti.updated_at_ns, ts);
+        sbuf_addf(&b, "\"%s\"}", ts);
+    } else {
+        sbuf_adds(&b, "null}");
+    }
+    conn_reply_bulk(c, b.buf, b.len);
+    sbuf_release(&b);
+}
+
 static void cmd_track(struct conn *c, char *arg, size_t len)
 {
-    conn_reply_err(c, "tracking subsystem is not available in this version of spool");
+    char *sp = memchr(arg, ' ', len);
+    size_t sublen = sp ? (size_t)(sp - arg) : len;
+    char *rest = sp ? sp + 1 : NULL;
+    size_t restlen = sp ? len - sublen - 1 : 0;
+    int is_get = sublen == 3 && strncasecmp(arg, "GET", 3) == 0;
+    int is_set = sublen == 3 && strncasecmp(arg, "SET", 3) == 0;
+    if (!is_get && !is_set) {
+        conn_reply_err(c, "no such TRACK subcommand: %.*s (GET or SET)", (int)(sublen > 100 ? 100 : sublen),
+                       arg);
+        return;
+    }
+    if (!restlen) {
+        conn_reply_err(c, "TRACK %s needs %s", is_get ? "GET" : "SET",
+                       is_get ? "a job id: TRACK GET <jid>" : "a JSON object: TRACK SET {\"jid\":\"...\"}");
+        return;
+    }
+    if (is_set) {
+        track_set(c, rest, restlen);
+        return;
+    }
+    rest[restlen] = '\0'; /* the line buffer ends the argument; jids hold no spaces */
+    track_get(c, rest);
 }
 
 struct command {
@@ -769,7 +896,7 @@ static const struct command commands[] = {
     {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name...", 1},
     {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1},
     {"BATCH", cmd_batch, NULL, 0},
-    {"TRACK", cmd_track, NULL, 0},
+    {"TRACK", cmd_track, "a subcommand: TRACK GET <jid> | TRACK SET {\"jid\":\"...\",\"percent\":N}", 0},
     {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0},
     {"WORKERS", cmd_workers, NULL, 0},
 };

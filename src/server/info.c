@@ -112,6 +112,8 @@ void info_render(struct server *srv, struct sbuf *out)
     cJSON_AddNumberToObject(f, "total_processed", (double)e->processed);
     cJSON_AddNumberToObject(f, "total_enqueued", (double)total);
     cJSON_AddNumberToObject(f, "total_queues", (double)e->queues.count);
+    /* spool extension: jobs discarded because custom.expires_at passed (docs/features.md). */
+    cJSON_AddNumberToObject(f, "expired_jobs", (double)e->expired_jobs);
     cJSON *paused = cJSON_AddArrayToObject(f, "paused");
     for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);)
         if (((struct queue *)val)->is_paused)
