@@ -171,43 +171,6 @@ static void reply_coded_err(struct conn *c, const char *err)
     sbuf_release(&b);
 }
 
-#define PUSH_NOTUNIQUE (-2)
-
-/*
- * Parses, validates and stores one job; 0, or -1 with the reason in err, or
- * PUSH_NOTUNIQUE with "NOTUNIQUE <reason>" in err.
- */
-static int push_one(struct conn *c, struct job *job, char *err)
-{
-    struct server *srv = c->srv;
-    if (job->body_len > srv->cfg.max_job) {
-        snprintf(err, JOB_ERR_MAX, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
-                 job->body_len, srv->cfg.max_job);
-        job_free(job);
-        return -1;
-    }
-    int rc = engine_push(srv->engine, job, server_now());
-    if (rc == 0) {
-        server_commit(srv);
-        return 0;
-    }
-    if (rc == 1) { /* the same job again: already stored */
-        job_free(job);
-        return 0;
-    }
-    if (rc == ENGINE_ENOTUNIQUE) {
-        const char *holder = engine_unique_holder(srv->engine, job, server_now());
-        snprintf(err, JOB_ERR_MAX,
-                 "NOTUNIQUE job %.100s is already queued with the same jobtype, args and queue",
-                 holder ? holder : "?");
-        job_free(job);
-        return PUSH_NOTUNIQUE;
-    }
-    snprintf(err, JOB_ERR_MAX, "jid %.100s is already in use by a different job", job->jid);
-    job_free(job);
-    return -1;
-}
-
 static void cmd_push(struct conn *c, char *arg, size_t len)
 {
     struct server *srv = c->srv;
@@ -222,8 +185,8 @@ static void cmd_push(struct conn *c, char *arg, size_t len)
         conn_reply_err(c, "%s", err);
         return;
     }
-    int rc = push_one(c, job, err);
-    if (rc == PUSH_NOTUNIQUE) {
+    int rc = server_push(c->srv, job, err);
+    if (rc == PUSH_NOT_UNIQUE) {
         reply_coded_err(c, err);
         return;
     }
@@ -259,7 +222,7 @@ static void cmd_pushb(struct conn *c, char *arg, size_t len)
         const char *jid = get_string(elem, "jid");
         char *jid_copy = xstrdup(jid ? jid : ""); /* job_from_cjson may reshape elem */
         struct job *job;
-        if (job_from_cjson(elem, now, &job, err) != 0 || push_one(c, job, err) != 0) {
+        if (job_from_cjson(elem, now, &job, err) != 0 || server_push(c->srv, job, err) != 0) {
             cJSON_DeleteItemFromObjectCaseSensitive(errors, jid_copy);
             cJSON_AddStringToObject(errors, jid_copy, err);
         }

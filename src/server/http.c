@@ -13,8 +13,10 @@
 #include <stdlib.h>
 
 #include "common/log.h"
+#include "server/api.h"
 #include "server/config.h"
 #include "server/info.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 static void send_json(struct evhttp_request *req, struct sbuf *body)
@@ -73,6 +75,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         return;
     }
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+    if (path && (strcmp(path, "/api/v1") == 0 || strncmp(path, "/api/v1/", 8) == 0)) {
+        api_handle(srv, req, path);
+        return;
+    }
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET || !path) {
         evhttp_send_error(req, 405, "only GET is served here");
         return;
@@ -85,6 +91,14 @@ static void on_request(struct evhttp_request *req, void *arg)
     } else if (strcmp(path, "/health") == 0) {
         info_render_health(srv, &body);
         send_json(req, &body);
+    } else if (strcmp(path, "/metrics") == 0) {
+        metrics_render(srv, &body);
+        struct evbuffer *out = evbuffer_new();
+        evbuffer_add(out, body.buf, body.len);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                          METRICS_CONTENT_TYPE);
+        evhttp_send_reply(req, HTTP_OK, "OK", out);
+        evbuffer_free(out);
     } else {
         evhttp_send_error(req, HTTP_NOTFOUND, "no such page");
     }
@@ -98,9 +112,11 @@ int http_init(struct server *srv)
     if (config_split_hostport(srv->cfg.http_bind, host, sizeof host, &port))
         return -1;
     srv->http = evhttp_new(srv->base);
-    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET);
+    evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     evhttp_set_max_headers_size(srv->http, 16384);
-    evhttp_set_max_body_size(srv->http, 65536);
+    /* The API takes a job (--max-job-size) or a batch (--max-line); evhttp answers 413 beyond. */
+    size_t max_body = srv->cfg.max_line > srv->cfg.max_job ? srv->cfg.max_line : srv->cfg.max_job;
+    evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body + 1);
     evhttp_set_timeout(srv->http, 30);
     evhttp_set_gencb(srv->http, on_request, srv);
     struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
@@ -118,6 +134,7 @@ int http_init(struct server *srv)
 
 void http_release(struct server *srv)
 {
+    api_abort_pending(srv); /* evhttp_free would free the held requests under us */
     if (srv->http)
         evhttp_free(srv->http);
     srv->http = NULL;

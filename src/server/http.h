@@ -1,6 +1,8 @@
 /*
- * http: the HTTP listener on -w. Serves Faktory's GET /stats (the INFO
- * document) and GET /health. Event-loop thread only.
+ * http: the HTTP listener on -w. Checks HTTP Basic auth when a password is
+ * set, then serves Faktory's GET /stats (the INFO document), GET /health,
+ * GET /metrics (metrics.c) and the JSON API under /api/v1 (api.c; see
+ * docs/http-api.md). Event-loop thread only.
  */
 #ifndef SPOOL_HTTP_H
 #define SPOOL_HTTP_H
@@ -9,6 +11,7 @@ struct server;
 
 /* Binds srv->cfg.http_bind; sets srv->http and srv->http_port. 0 or -1 (logged). */
 int http_init(struct server *srv);
+/* Answers API requests still held for durability (503), then frees the listener. */
 void http_release(struct server *srv);
 
 #endif

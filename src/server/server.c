@@ -23,6 +23,7 @@
 #include "common/log.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
+#include "server/api.h"
 #include "server/conn.h"
 #include "server/datadir.h"
 #include "server/http.h"
@@ -38,6 +39,36 @@ int64_t server_now(void)
 uint64_t server_commit(struct server *srv)
 {
     return srv->commit_seq;
+}
+
+int server_push(struct server *srv, struct job *job, char *err)
+{
+    if (job->body_len > srv->cfg.max_job) {
+        snprintf(err, JOB_ERR_MAX,
+                 "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
+                 job->body_len, srv->cfg.max_job);
+        job_free(job);
+        return PUSH_INVALID;
+    }
+    int64_t now = server_now();
+    int rc = engine_push(srv->engine, job, now);
+    if (rc == 0)
+        return PUSH_OK;
+    if (rc == 1) { /* the same job again: already stored */
+        job_free(job);
+        return PUSH_OK;
+    }
+    if (rc == ENGINE_ENOTUNIQUE) {
+        const char *holder = engine_unique_holder(srv->engine, job, now);
+        snprintf(err, JOB_ERR_MAX,
+                 "NOTUNIQUE job %.100s is already queued with the same jobtype, args and queue",
+                 holder ? holder : "?");
+        job_free(job);
+        return PUSH_NOT_UNIQUE;
+    }
+    snprintf(err, JOB_ERR_MAX, "jid %.100s is already in use by a different job", job->jid);
+    job_free(job);
+    return PUSH_JID_IN_USE;
 }
 
 /* The engine made a change: journal it. Its sequence now covers every change so far. */
@@ -79,6 +110,7 @@ static void on_journal_progress(evutil_socket_t fd, short what, void *arg)
         for (struct conn *c = srv->conns; c; c = c->next)
             if (c->nmarks)
                 conn_close_soon(c);
+        api_release_durable(srv); /* held HTTP replies: answered 503 instead */
     }
 }
 
@@ -157,6 +189,8 @@ void server_mark_durable(struct server *srv, uint64_t seq)
     for (struct conn *c = srv->conns; c; c = c->next)
         if (c->nmarks)
             conn_release_durable(c, seq);
+    /* HTTP API requests wait on their own list (not a connection's reply buffer). */
+    api_release_durable(srv);
 }
 
 void server_schedule_tick(struct server *srv)

@@ -25,6 +25,7 @@ struct evconnlistener;
 struct evhttp;
 struct conn;
 struct journal;
+struct api_pending;
 
 struct server {
     struct config cfg;
@@ -53,6 +54,7 @@ struct server {
     int is_readonly;           /* the journal failed: changes are refused */
     int64_t tick_armed_ns;     /* when the tick timer fires next */
     char readonly_reason[256];
+    struct api_pending *api_pending; /* HTTP API replies held until durable (api.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */
@@ -77,6 +79,22 @@ int server_check(const struct config *cfg);
 uint64_t server_commit(struct server *srv);
 /* Records that every sequence <= seq is durable and releases held replies. */
 void server_mark_durable(struct server *srv, uint64_t seq);
+
+/* What server_push did with a job. */
+enum push_result {
+    PUSH_OK = 0,          /* stored, or an identical job with that jid was already held */
+    PUSH_INVALID = -1,    /* too large: refused */
+    PUSH_JID_IN_USE = -2, /* the jid belongs to a different job the server holds */
+    PUSH_NOT_UNIQUE = -3, /* a unique lock on jobtype + args + queue is held; err starts "NOTUNIQUE " */
+};
+
+/*
+ * Stores one parsed job for FWP and HTTP alike (the size cap, the engine,
+ * and the messages clients see). Takes job: the engine keeps it or it is
+ * freed. Returns an enum push_result, with the message in err
+ * (JOB_ERR_MAX bytes) when it is not PUSH_OK.
+ */
+int server_push(struct server *srv, struct job *job, char *err);
 
 /* Re-arms the tick timer (after a change that may have moved a deadline). */
 void server_schedule_tick(struct server *srv);

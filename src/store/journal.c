@@ -200,6 +200,8 @@ static void *writer_main(void *arg)
         size_t rot = j->rotate_at;
         uint64_t rot_seg = j->rotate_segment;
         j->rotate_at = SIZE_MAX;
+        /* Only this thread changes the fsync stats: their values now tell what this batch adds. */
+        uint64_t fsyncs_before = j->stats.fsyncs, fsync_ns_before = j->stats.fsync_ns_total;
         pthread_mutex_unlock(&j->mu);
 
         int ok = 1;
@@ -243,10 +245,25 @@ static void *writer_main(void *arg)
         pthread_mutex_lock(&j->mu);
         if (ok) {
             if (hi > j->durable_seq) {
-                j->stats.records += hi - j->durable_seq;
+                uint64_t n = hi - j->durable_seq;
+                int b = 0;
+                while (b < JOURNAL_BATCH_HIST_BUCKETS - 1 && n > (UINT64_C(1) << b))
+                    b++;
+                j->stats.batch_hist[b]++;
+                j->stats.records += n;
                 j->durable_seq = hi;
             }
             j->stats.batches++;
+        }
+        /* Latency histogram: one observation per fsync of this batch. A batch that
+         * rotated has two fsyncs; each is counted at their average. */
+        uint64_t nsync = j->stats.fsyncs - fsyncs_before;
+        if (nsync) {
+            uint64_t dt = (j->stats.fsync_ns_total - fsync_ns_before) / nsync;
+            int b = 0;
+            while (b < JOURNAL_FSYNC_HIST_BUCKETS - 1 && dt > ((uint64_t)JOURNAL_FSYNC_HIST_BASE_NS << b))
+                b++;
+            j->stats.fsync_hist[b] += nsync;
         }
         pthread_mutex_unlock(&j->mu);
         if (j->notify)

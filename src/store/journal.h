@@ -38,6 +38,17 @@ const char *journal_policy_name(enum fsync_policy p);
 
 struct journal;
 
+/*
+ * Histogram buckets of journal_stats (for /metrics). Bucket i of the fsync
+ * histogram counts fsyncs that took at most JOURNAL_FSYNC_HIST_BASE_NS << i
+ * (50 us, 100 us, ... 1.6 s); bucket i of the batch histogram counts batches
+ * of at most 1 << i records (1 ... 8192). The last bucket of each is +Inf.
+ * Counts are per bucket, not cumulative.
+ */
+#define JOURNAL_FSYNC_HIST_BASE_NS 50000
+#define JOURNAL_FSYNC_HIST_BUCKETS 17
+#define JOURNAL_BATCH_HIST_BUCKETS 15
+
 struct journal_stats {
     uint64_t batches;        /* writes of a batch */
     uint64_t fsyncs;
@@ -45,6 +56,8 @@ struct journal_stats {
     uint64_t bytes;          /* bytes appended since open */
     uint64_t fsync_ns_total; /* time spent in fsync */
     uint64_t fsync_ns_max;
+    uint64_t fsync_hist[JOURNAL_FSYNC_HIST_BUCKETS];
+    uint64_t batch_hist[JOURNAL_BATCH_HIST_BUCKETS]; /* batches that made records durable */
 };
 
 /*
