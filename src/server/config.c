@@ -15,7 +15,7 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  -b, --bind HOST:PORT        FWP listener (default 127.0.0.1:7419)\n"
-    "  -w, --web-bind HOST:PORT    HTTP listener for /stats and /health\n"
+    "  -w, --web-bind HOST:PORT    HTTP listener: /api/v1, /metrics, /stats, /health\n"
     "                              (default 127.0.0.1:7420)\n"
     "  -d, --data-dir DIR          data directory (default ./data)\n"
     "  -c, --config-dir DIR        configuration directory (default: none)\n"
