@@ -185,8 +185,8 @@ static int read_reply(spool_client *c, char **out, enum reply_kind *kind)
 {
     *out = NULL;
     int64_t deadline = now_ms() + c->timeout_ms;
-    char *line;
-    size_t len;
+    char *line = NULL;
+    size_t len = 0;
     int rc = read_line(c, deadline, &line, &len);
     if (rc)
         return rc;
