@@ -61,6 +61,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_h
     strmap_init(&e->workers);
     strmap_init(&e->unique);
     strmap_init(&e->finished);
+    strmap_init(&e->cron_last);
     tset_init(&e->scheduled);
     tset_init(&e->retries);
     tset_init(&e->dead);
@@ -146,6 +147,9 @@ void engine_free(struct engine *e)
     for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);)
         worker_free(val);
     strmap_release(&e->workers);
+    for (size_t i = 0; strmap_next(&e->cron_last, &i, &key, &val);)
+        free(val);
+    strmap_release(&e->cron_last);
     sbuf_release(&e->scratch);
     sbuf_release(&e->recbuf);
     free(e);
@@ -1289,6 +1293,16 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
         break;
     case REC_COUNTERS: apply_counters(e, &r); rc = r.is_bad ? -1 : 0; break;
     case REC_TRACK: rc = apply_track(e, &r); break;
+    case REC_CRON: {
+        char *name = rec_get_str(&r, NULL);
+        int64_t slot = rec_get_i64(&r);
+        if (r.is_bad || !name)
+            rc = -1;
+        else
+            engine_cron_mark(e, name, slot);
+        free(name);
+        break;
+    }
     default: rc = -1;
     }
     e->is_replaying = 0;
@@ -1366,5 +1380,35 @@ void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_
     tset_walk(&e->retries, dump_set_member, &d);
     tset_walk(&e->dead, dump_set_member, &d);
     tset_walk(&e->working, dump_set_member, &d);
+    for (size_t i = 0; strmap_next(&e->cron_last, &i, &key, &val);) {
+        sbuf_reset(b);
+        rec_encode_cron(b, key, *(int64_t *)val);
+        out(ctx, b->buf, b->len);
+    }
     sbuf_reset(b);
+}
+
+/* ---- cron bookkeeping ---- */
+
+int64_t engine_cron_last(const struct engine *e, const char *name)
+{
+    const int64_t *slot = strmap_get(&e->cron_last, name);
+    return slot ? *slot : 0;
+}
+
+void engine_cron_mark(struct engine *e, const char *name, int64_t slot_ns)
+{
+    int64_t *slot = strmap_get(&e->cron_last, name);
+    if (!slot) {
+        /* The map borrows its keys: keep the name right after the slot. */
+        size_t n = strlen(name);
+        slot = xmalloc(sizeof *slot + n + 1);
+        memcpy((char *)(slot + 1), name, n + 1);
+        strmap_put(&e->cron_last, (const char *)(slot + 1), slot);
+    }
+    *slot = slot_ns;
+    if (e->is_replaying || !e->hooks.record)
+        return;
+    rec_encode_cron(&e->recbuf, name, slot_ns);
+    emit(e);
 }

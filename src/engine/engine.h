@@ -145,6 +145,7 @@ struct engine {
     uint64_t expired_jobs;  /* discarded because custom.expires_at passed */
     struct strmap unique;   /* unique key -> the job holding that lock */
     struct strmap finished; /* jid -> struct finished_job, recently finished jobs */
+    struct strmap cron_last; /* cron entry name -> int64_t *, last slot fired (REC_CRON) */
     struct finished_job *finished_head, *finished_tail; /* oldest first */
     struct day_stats history[ENGINE_HISTORY_DAYS];
     uint32_t rng;
@@ -292,6 +293,14 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
  * empty engine rebuilds this state.
  */
 void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len), void *ctx);
+
+/*
+ * Cron bookkeeping (docs/cron.md): the last slot (Unix ns) an entry fired,
+ * 0 when it never fired. engine_cron_mark records a fired slot and journals
+ * it (REC_CRON); FLUSH does not clear it, snapshots keep it.
+ */
+int64_t engine_cron_last(const struct engine *e, const char *name);
+void engine_cron_mark(struct engine *e, const char *name, int64_t slot_ns);
 
 /* Counters for a day (zeros when not in the history). */
 struct day_stats engine_day(const struct engine *e, int64_t day);

@@ -217,3 +217,10 @@ void rec_encode_track(struct sbuf *b, const char *jid, const struct job_track *t
     rec_put_cstr(b, t->desc);
     rec_put_i64(b, t->updated_at_ns);
 }
+
+void rec_encode_cron(struct sbuf *b, const char *name, int64_t slot_ns)
+{
+    rec_put_u8(b, REC_CRON);
+    rec_put_cstr(b, name);
+    rec_put_i64(b, slot_ns);
+}

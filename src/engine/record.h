@@ -32,6 +32,7 @@ enum record_type {
     REC_FLUSH = 6,    /* everything dropped */
     REC_COUNTERS = 7, /* absolute counters and per-day history (snapshots) */
     REC_TRACK = 8,    /* a job's TRACK SET progress (percent, desc, time) */
+    REC_CRON = 9,     /* a cron entry fired a slot (name, slot time); docs/cron.md */
 };
 
 enum record_queue_op { RECQ_PAUSE = 1, RECQ_RESUME = 2, RECQ_REMOVE = 3, RECQ_CREATE = 4 };
@@ -94,6 +95,8 @@ void rec_encode_queue(struct sbuf *b, enum record_queue_op op, const char *name)
 void rec_encode_flush(struct sbuf *b);
 /* REC_TRACK: jid, percent (u32, -1 none), desc (string or none), updated_at (i64). */
 void rec_encode_track(struct sbuf *b, const char *jid, const struct job_track *t);
+/* REC_CRON: the entry's name (string) and the slot it fired (i64 Unix ns). */
+void rec_encode_cron(struct sbuf *b, const char *name, int64_t slot_ns);
 
 /* Field helpers shared by the engine's decoder. */
 void rec_put_placement(struct sbuf *b, const struct placement *pl);

@@ -15,6 +15,7 @@
 #include "common/sbuf.h"
 #include "common/xalloc.h"
 #include "server/conn.h"
+#include "server/crond.h"
 #include "server/info.h"
 #include "server/server.h"
 
@@ -839,6 +840,18 @@ static void cmd_track(struct conn *c, char *arg, size_t len)
     track_get(c, rest);
 }
 
+/* CRON: the cron entries with their next and last fire times (spool only; docs/cron.md). */
+static void cmd_cron(struct conn *c, char *arg, size_t len)
+{
+    (void)arg;
+    (void)len;
+    struct sbuf b;
+    sbuf_init(&b);
+    crond_list_json(c->srv, &b);
+    conn_reply_bulk(c, b.buf, b.len);
+    sbuf_release(&b);
+}
+
 struct command {
     const char *verb;
     void (*fn)(struct conn *c, char *arg, size_t len);
@@ -862,6 +875,7 @@ static const struct command commands[] = {
     {"TRACK", cmd_track, "a subcommand: TRACK GET <jid> | TRACK SET {\"jid\":\"...\",\"percent\":N}", 0},
     {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0},
     {"WORKERS", cmd_workers, NULL, 0},
+    {"CRON", cmd_cron, NULL, 0},
 };
 
 void fwp_dispatch(struct conn *c, char *line, size_t len)

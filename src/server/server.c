@@ -25,6 +25,7 @@
 #include "common/xalloc.h"
 #include "server/api.h"
 #include "server/conn.h"
+#include "server/crond.h"
 #include "server/datadir.h"
 #include "server/http.h"
 #include "store/journal.h"
@@ -218,6 +219,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct server *srv = arg;
     int64_t now = server_now();
     int64_t next = engine_tick(srv->engine, now);
+    int64_t cron_next_ns = crond_tick(srv, now);
+    if (cron_next_ns < next)
+        next = cron_next_ns;
     maybe_snapshot(srv);
     int64_t delay = next > now ? next - now : 0;
     /* Round up to the next millisecond so a due job is never a hair early. */
@@ -415,6 +419,8 @@ int server_init(struct server *srv, const struct config *cfg)
         log_error("msg=\"%s\"", err);
         return -1;
     }
+    if (crond_init(srv) != 0) /* a bad cron.json refuses the start */
+        return -1;
     if (listen_fwp(srv) != 0 || http_init(srv) != 0)
         return -1;
     srv->tick_ev = evtimer_new(srv->base, on_tick, srv);
@@ -462,6 +468,7 @@ void server_release(struct server *srv)
     if (srv->listener)
         evconnlistener_free(srv->listener);
     http_release(srv);
+    crond_release(srv);
     if (srv->tick_ev)
         event_free(srv->tick_ev);
     if (srv->sig_int)

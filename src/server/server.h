@@ -26,6 +26,7 @@ struct evhttp;
 struct conn;
 struct journal;
 struct api_pending;
+struct crond;
 
 struct server {
     struct config cfg;
@@ -55,6 +56,7 @@ struct server {
     int64_t tick_armed_ns;     /* when the tick timer fires next */
     char readonly_reason[256];
     struct api_pending *api_pending; /* HTTP API replies held until durable (api.c) */
+    struct crond *crond;       /* cron entries and the SIGHUP reload (crond.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */

@@ -1,0 +1,40 @@
+/*
+ * crond: the server side of cron (docs/cron.md). Reads <config-dir>/cron.json
+ * at start and on SIGHUP, answers the zone offsets the pure cron module
+ * asks for, fires due entries from the server's tick and lists them for the
+ * CRON verb. Owns the cron table (engine/cron.h) and the SIGHUP event.
+ *
+ * Time zones come from the C library: crond sets TZ, calls tzset and
+ * localtime_r, and restores TZ. setenv is not thread-safe, so this module
+ * runs on the event-loop thread only, and no other thread of spoold reads
+ * the environment or local time (the journal writer does neither).
+ */
+#ifndef SPOOL_CROND_H
+#define SPOOL_CROND_H
+
+#include <stdint.h>
+
+#include "common/sbuf.h"
+
+struct server;
+
+/*
+ * Loads cron.json when a config directory was given (a missing file means
+ * no entries) and registers the SIGHUP reload. Returns 0, or -1 after
+ * logging which entry and field are wrong (the server then refuses to start).
+ */
+int crond_init(struct server *srv);
+
+/*
+ * Fires the entries that are due (not while the journal refuses changes).
+ * Returns the next fire time in Unix ns, INT64_MAX when there is none.
+ */
+int64_t crond_tick(struct server *srv, int64_t now_ns);
+
+/* Appends the CRON listing (a JSON array; "[]" without entries) to out. */
+void crond_list_json(struct server *srv, struct sbuf *out);
+
+/* Frees the table and the SIGHUP event; safe on a half-initialised server. */
+void crond_release(struct server *srv);
+
+#endif
