@@ -18,6 +18,7 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "engine/engine.h"
+#include "server/info.h"
 #include "server/server.h"
 
 #define API_PREFIX "/api/v1"
@@ -660,53 +661,15 @@ static void api_set_change(struct server *srv, struct evhttp_request *req, int s
 
 /* ---- workers ---- */
 
-static const char *worker_state_name(enum worker_state s)
-{
-    return s == WORKER_QUIET ? "quiet" : s == WORKER_TERMINATE ? "terminate" : "running";
-}
-
-static int count_busy(struct tset_node *node, void *arg)
-{
-    struct strmap *busy = arg;
-    const struct job *job = (const struct job *)((const char *)node - offsetof(struct job, tnode));
-    if (job->wid) {
-        uintptr_t n = (uintptr_t)strmap_get(busy, job->wid);
-        strmap_put(busy, job->wid, (void *)(n + 1));
-    }
-    return 0;
-}
-
 static void api_workers(struct server *srv, struct evhttp_request *req)
 {
-    struct engine *e = srv->engine;
-    struct strmap busy;
-    strmap_init(&busy);
-    tset_walk(&e->working, count_busy, &busy);
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "{\"workers\":[");
-    const char *key;
-    void *val;
-    int first = 1;
-    for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);) {
-        struct worker *w = val;
-        sbuf_adds(&b, first ? "{\"wid\":" : ",{\"wid\":");
-        first = 0;
-        sbuf_add_json_str(&b, w->wid, strlen(w->wid));
-        sbuf_adds(&b, ",\"hostname\":");
-        sbuf_add_json_str(&b, w->hostname ? w->hostname : "",
-                          w->hostname ? strlen(w->hostname) : 0);
-        sbuf_addf(&b, ",\"pid\":%d,\"labels\":%s,\"state\":\"%s\"", w->pid,
-                  w->labels && *w->labels ? w->labels : "[]", worker_state_name(w->state));
-        add_time(&b, "started_at", w->started_at_ns);
-        add_time(&b, "last_beat_at", w->last_beat_ns);
-        sbuf_addf(&b, ",\"rss_kb\":%lld,\"connections\":%d,\"busy\":%zu}", (long long)w->rss_kb,
-                  w->nconns, (size_t)(uintptr_t)strmap_get(&busy, w->wid));
-    }
-    sbuf_adds(&b, "]}");
+    sbuf_adds(&b, "{\"workers\":");
+    info_render_workers(srv, &b);
+    sbuf_adds(&b, "}");
     reply_json(req, 200, &b);
     sbuf_release(&b);
-    strmap_release(&busy);
 }
 
 /* Worker signals are not journaled (FWP's WORKERS QUIET/STOP neither): they answer at once. */
@@ -723,7 +686,7 @@ static void api_worker_signal(struct server *srv, struct evhttp_request *req, co
     sbuf_init(&b);
     sbuf_adds(&b, "{\"wid\":");
     sbuf_add_json_str(&b, wid, strlen(wid));
-    sbuf_addf(&b, ",\"state\":\"%s\"}", worker_state_name(w ? w->state : st));
+    sbuf_addf(&b, ",\"state\":\"%s\"}", info_worker_state_name(w ? w->state : st));
     reply_json(req, 200, &b);
     sbuf_release(&b);
 }

@@ -653,20 +653,6 @@ static void cmd_jobs(struct conn *c, char *arg, size_t len)
     cJSON_Delete(o);
 }
 
-static const char *state_name(enum worker_state s)
-{
-    return s == WORKER_QUIET ? "quiet" : s == WORKER_TERMINATE ? "terminate" : "running";
-}
-
-static int count_busy(struct tset_node *node, void *arg)
-{
-    struct strmap *busy = arg;
-    const struct job *job = (const struct job *)((const char *)node - offsetof(struct job, tnode));
-    uintptr_t n = (uintptr_t)strmap_get(busy, job->wid);
-    strmap_put(busy, job->wid, (void *)(n + 1));
-    return 0;
-}
-
 /* WORKERS: the processes with their heartbeat state; WORKERS QUIET|STOP wid...|*: signal them. */
 static void cmd_workers(struct conn *c, char *arg, size_t len)
 {
@@ -712,33 +698,11 @@ static void cmd_workers(struct conn *c, char *arg, size_t len)
         conn_reply_str(c, "+OK\r\n");
         return;
     }
-    struct strmap busy;
-    strmap_init(&busy);
-    tset_walk(&e->working, count_busy, &busy);
     struct sbuf b;
     sbuf_init(&b);
-    sbuf_adds(&b, "[");
-    const char *key;
-    void *val;
-    int first = 1;
-    for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);) {
-        struct worker *w = val;
-        sbuf_adds(&b, first ? "{\"wid\":" : ",{\"wid\":");
-        first = 0;
-        sbuf_add_json_str(&b, w->wid, strlen(w->wid));
-        sbuf_adds(&b, ",\"hostname\":");
-        sbuf_add_json_str(&b, w->hostname, strlen(w->hostname));
-        sbuf_addf(&b, ",\"pid\":%d,\"labels\":%s,\"state\":\"%s\",", w->pid, w->labels,
-                  state_name(w->state));
-        add_time_field(&b, "started_at", w->started_at_ns);
-        add_time_field(&b, "last_beat_at", w->last_beat_ns);
-        sbuf_addf(&b, "\"rss_kb\":%lld,\"connections\":%d,\"busy\":%zu}", (long long)w->rss_kb,
-                  w->nconns, (size_t)(uintptr_t)strmap_get(&busy, w->wid));
-    }
-    sbuf_adds(&b, "]");
+    info_render_workers(c->srv, &b);
     conn_reply_bulk(c, b.buf, b.len);
     sbuf_release(&b);
-    strmap_release(&busy);
 }
 
 static void cmd_batch(struct conn *c, char *arg, size_t len)

@@ -1,6 +1,8 @@
 #include "server/info.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -121,6 +123,57 @@ void info_render(struct server *srv, struct sbuf *out)
 
     add_server(srv, root, now);
     emit(root, out);
+}
+
+const char *info_worker_state_name(int state)
+{
+    return state == WORKER_QUIET ? "quiet" : state == WORKER_TERMINATE ? "terminate" : "running";
+}
+
+static int count_busy(struct tset_node *node, void *arg)
+{
+    struct strmap *busy = arg;
+    const struct job *job = (const struct job *)((const char *)node - offsetof(struct job, tnode));
+    if (job->wid) {
+        uintptr_t n = (uintptr_t)strmap_get(busy, job->wid);
+        strmap_put(busy, job->wid, (void *)(n + 1));
+    }
+    return 0;
+}
+
+static void add_worker_time(struct sbuf *b, const char *key, int64_t ns)
+{
+    char ts[TIMEFMT_MAX];
+    timefmt_format(ns, ts);
+    sbuf_addf(b, ",\"%s\":\"%s\"", key, ts);
+}
+
+void info_render_workers(struct server *srv, struct sbuf *out)
+{
+    struct engine *e = srv->engine;
+    struct strmap busy; /* wid -> jobs reserved under it, from one walk of the working set */
+    strmap_init(&busy);
+    tset_walk(&e->working, count_busy, &busy);
+    sbuf_adds(out, "[");
+    const char *key;
+    void *val;
+    int first = 1;
+    for (size_t i = 0; strmap_next(&e->workers, &i, &key, &val);) {
+        struct worker *w = val;
+        sbuf_adds(out, first ? "{\"wid\":" : ",{\"wid\":");
+        first = 0;
+        sbuf_add_json_str(out, w->wid, strlen(w->wid));
+        sbuf_adds(out, ",\"hostname\":");
+        sbuf_add_json_str(out, w->hostname ? w->hostname : "", w->hostname ? strlen(w->hostname) : 0);
+        sbuf_addf(out, ",\"pid\":%d,\"labels\":%s,\"state\":\"%s\"", w->pid,
+                  w->labels && *w->labels ? w->labels : "[]", info_worker_state_name(w->state));
+        add_worker_time(out, "started_at", w->started_at_ns);
+        add_worker_time(out, "last_beat_at", w->last_beat_ns);
+        sbuf_addf(out, ",\"rss_kb\":%lld,\"connections\":%d,\"busy\":%zu}", (long long)w->rss_kb,
+                  w->nconns, (size_t)(uintptr_t)strmap_get(&busy, w->wid));
+    }
+    sbuf_adds(out, "]");
+    strmap_release(&busy);
 }
 
 void info_render_health(struct server *srv, struct sbuf *out)

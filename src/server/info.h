@@ -11,6 +11,15 @@ struct server;
 
 /* Appends the INFO JSON to out. */
 void info_render(struct server *srv, struct sbuf *out);
+/*
+ * Appends the worker processes as a JSON array (wid, hostname, pid, labels,
+ * state, started_at, last_beat_at, rss_kb, connections, busy): what FWP's
+ * WORKERS and GET /api/v1/workers answer.
+ */
+void info_render_workers(struct server *srv, struct sbuf *out);
+/* running, quiet or terminate. */
+const char *info_worker_state_name(int state);
+
 /* Appends the /health JSON to out. */
 void info_render_health(struct server *srv, struct sbuf *out);
 
