@@ -22,6 +22,7 @@ int cmd_kill(struct cli *cli, int argc, char **argv);
 int cmd_delete(struct cli *cli, int argc, char **argv);
 int cmd_workers(struct cli *cli, int argc, char **argv); /* cmd_workers.c */
 int cmd_work(struct cli *cli, int argc, char **argv);    /* cmd_work.c */
+int cmd_cron(struct cli *cli, int argc, char **argv);    /* cmd_cron.c */
 int cmd_help(struct cli *cli, int argc, char **argv);    /* main.c */
 
 #endif

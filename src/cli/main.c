@@ -26,6 +26,7 @@ const struct cli_command cli_commands[] = {
     {"kill", "move jobs of a set to the dead set, by jid or filter", cmd_kill},
     {"delete", "delete jobs of a set, by jid or filter", cmd_delete},
     {"workers", "list worker processes; ask them to go quiet or stop", cmd_workers},
+    {"cron", "list periodic jobs with their next and last fire times", cmd_cron},
     {"flush", "delete every job, queue and counter (needs --yes)", cmd_flush},
     {"work", "run a command once per job fetched from queues", cmd_work},
     {"help", "show help for a command", cmd_help},

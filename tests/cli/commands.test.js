@@ -9,13 +9,45 @@ const { withServer, newJid, waitFor } = require('../lib/spoold');
 const { runCli, shown } = require('./cli');
 
 const COMMANDS = ['push', 'info', 'queues', 'pause', 'resume', 'remove', 'jobs', 'retry', 'kill',
-  'delete', 'workers', 'flush', 'work', 'help'];
+  'delete', 'workers', 'flush', 'work', 'cron', 'help'];
 
 async function ok(args, opts) {
   const r = await runCli(args, opts);
   assert.equal(r.code, 0, `spool ${args.join(' ')} should exit 0\n${shown(r)}`);
   return r;
 }
+
+test('cron lists the entries of cron.json with their next and last fire times', async () => {
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-cli-cron-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'cron.json'), JSON.stringify([
+      { name: 'tick', schedule: '@every 1s', jobtype: 'Tick', args: [] },
+      { name: 'nightly', schedule: '30 2 * * *', tz: 'Europe/Berlin', jobtype: 'Report', args: [], queue: 'reports' },
+    ]));
+    await withServer({ args: ['-c', dir] }, async (srv) => {
+      const doc = JSON.parse((await ok(['cron', '--json'], { srv })).stdout);
+      assert.deepEqual(doc.map((e) => e.name).sort(), ['nightly', 'tick'], `cron --json lists both entries: ${JSON.stringify(doc)}`);
+      const nightly = doc.find((e) => e.name === 'nightly');
+      assert.equal(nightly.tz, 'Europe/Berlin', 'the entry keeps its time zone');
+      assert.equal(nightly.queue, 'reports', 'and its queue');
+      assert.ok(Date.parse(nightly.next_at) > Date.now(), `next_at lies ahead: ${nightly.next_at}`);
+      // The @every 1s entry fires: wait until it has a last fire time, then the table shows it.
+      await waitFor(async () => {
+        const d = JSON.parse((await ok(['cron', '--json'], { srv })).stdout);
+        return d.find((e) => e.name === 'tick').last_at !== null;
+      }, { timeoutMs: 5000, what: 'the @every 1s entry to fire' });
+      const table = (await ok(['cron'], { srv })).stdout;
+      assert.match(table, /^NAME\s+SCHEDULE\s+TZ\s+JOBTYPE\s+QUEUE\s+NEXT\s+LAST/m, `a header row:\n${table}`);
+      assert.match(table, /^tick\s+@every 1s\s+UTC\s+Tick\s+default\s+\S+ \(in [^)]*\)\s+\S+ \([^)]* ago\)/m, `the tick row with next and last:\n${table}`);
+      assert.match(table, /^2 cron entries$/m, 'a count line');
+    });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 async function infoJson(srv) {
   const r = await ok(['info', '--json'], { srv });
@@ -72,6 +104,7 @@ test('usage errors exit 2 and say what was wrong', async () => {
     [['workers', 'stop', 'w1', '--all'], /WIDs or --all, not both/],
     [['workers', '--all'], /--all goes with quiet or stop/],
     [['workers', 'quiet', 'a b'], /invalid wid 'a b'/],
+    [['cron', 'extra'], /cron takes no arguments/],
     [['flush'], /add --yes/],
     [['work'], /missing the COMMAND/],
     [['work', '--concurrency', '0', '--', 'true'], /invalid --concurrency/],
@@ -93,7 +126,7 @@ test('an unreachable server exits 3 and names the address', async () => {
     s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
   });
   for (const args of [['info'], ['queues'], ['push', 'X'], ['pause', 'q'], ['retry', 'abcdefgh12'],
-    ['flush', '--yes'], ['work', '--', 'true'], ['jobs', 'dead'], ['workers'], ['workers', 'stop', '--all']]) {
+    ['flush', '--yes'], ['work', '--', 'true'], ['jobs', 'dead'], ['workers'], ['workers', 'stop', '--all'], ['cron']]) {
     const r = await runCli(['--url', `tcp://127.0.0.1:${port}`, ...args]);
     assert.equal(r.code, 3, `spool ${args.join(' ')} with no server should exit 3\n${shown(r)}`);
     assert.match(r.stderr, new RegExp(`127\\.0\\.0\\.1:${port}`), `the error should name the address\n${shown(r)}`);
