@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/sbuf.h"
+
 /* Howard Hinnant's civil-date algorithms (public domain descriptions). */
 static int64_t days_from_civil(int64_t y, int m, int d)
 {
@@ -160,4 +162,11 @@ size_t timefmt_format(int64_t ns, char *out)
     out[n++] = 'Z';
     out[n] = '\0';
     return (size_t)n;
+}
+
+void timefmt_add_json_field(struct sbuf *b, const char *key, int64_t ns)
+{
+    char ts[TIMEFMT_MAX];
+    timefmt_format(ns, ts);
+    sbuf_addf(b, ",\"%s\":\"%s\"", key, ts);
 }

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sbuf;
+
 #define NS_PER_S INT64_C(1000000000)
 #define NS_PER_MS INT64_C(1000000)
 
@@ -27,6 +29,9 @@ int timefmt_parse(const char *s, size_t len, int64_t *out_ns, const char **why);
 
 /* Writes ns as RFC 3339 UTC into out (TIMEFMT_MAX bytes); returns the length. */
 size_t timefmt_format(int64_t ns, char *out);
+
+/* Appends `,"key":"<RFC 3339 of ns>"` to b: one field of a JSON object being built. */
+void timefmt_add_json_field(struct sbuf *b, const char *key, int64_t ns);
 
 /* Days since 1970-01-01 of the UTC day containing ns. */
 int64_t timefmt_day(int64_t ns);

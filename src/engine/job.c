@@ -497,13 +497,6 @@ void job_record_failure(struct job *job, const char *errtype, const char *messag
     f->next_at_ns = 0;
 }
 
-static void add_time(struct sbuf *out, const char *key, int64_t ns)
-{
-    char ts[TIMEFMT_MAX];
-    timefmt_format(ns, ts);
-    sbuf_addf(out, ",\"%s\":\"%s\"", key, ts);
-}
-
 void job_render(const struct job *job, struct sbuf *out)
 {
     sbuf_add(out, "{", 1);
@@ -513,15 +506,15 @@ void job_render(const struct job *job, struct sbuf *out)
     sbuf_addf(out, ",\"retry\":%d,\"created_at\":", job->retry);
     sbuf_add_json_str(out, job->created_at, strlen(job->created_at));
     if (job->enqueued_at_ns)
-        add_time(out, "enqueued_at", job->enqueued_at_ns);
+        timefmt_add_json_field(out, "enqueued_at", job->enqueued_at_ns);
     const struct job_failure *f = job->failure;
     if (f) {
         sbuf_addf(out, ",\"failure\":{\"retry_count\":%d,\"remaining\":%d", f->retry_count,
                   f->remaining);
         if (f->failed_at_ns)
-            add_time(out, "failed_at", f->failed_at_ns);
+            timefmt_add_json_field(out, "failed_at", f->failed_at_ns);
         if (f->next_at_ns)
-            add_time(out, "next_at", f->next_at_ns);
+            timefmt_add_json_field(out, "next_at", f->next_at_ns);
         if (f->message) {
             sbuf_adds(out, ",\"message\":");
             sbuf_add_json_str(out, f->message, strlen(f->message));

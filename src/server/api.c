@@ -241,13 +241,6 @@ static cJSON *body_object(struct evhttp_request *req)
     return o;
 }
 
-static void add_time(struct sbuf *b, const char *key, int64_t ns)
-{
-    char ts[TIMEFMT_MAX];
-    timefmt_format(ns, ts);
-    sbuf_addf(b, ",\"%s\":\"%s\"", key, ts);
-}
-
 /* ---- POST /api/v1/jobs ---- */
 
 static void reply_jids(struct server *srv, struct evhttp_request *req, cJSON *jids, cJSON *errors)
@@ -396,15 +389,15 @@ static void api_job_get(struct server *srv, struct evhttp_request *req, const ch
     sbuf_addf(&b, ",\"state\":\"%s\",\"queue\":", job_state_name(job->state));
     sbuf_add_json_str(&b, job->queue, strlen(job->queue));
     switch (job->state) {
-    case JOB_SCHEDULED: add_time(&b, "at", job->tnode.score_ns); break;
-    case JOB_RETRY: add_time(&b, "retry_at", job->tnode.score_ns); break;
-    case JOB_DEAD: add_time(&b, "expires_at", job->tnode.score_ns); break;
-    case JOB_ENQUEUED: add_time(&b, "enqueued_at", job->enqueued_at_ns); break;
+    case JOB_SCHEDULED: timefmt_add_json_field(&b, "at", job->tnode.score_ns); break;
+    case JOB_RETRY: timefmt_add_json_field(&b, "retry_at", job->tnode.score_ns); break;
+    case JOB_DEAD: timefmt_add_json_field(&b, "expires_at", job->tnode.score_ns); break;
+    case JOB_ENQUEUED: timefmt_add_json_field(&b, "enqueued_at", job->enqueued_at_ns); break;
     case JOB_WORKING:
         sbuf_adds(&b, ",\"wid\":");
         sbuf_add_json_str(&b, job->wid ? job->wid : "", job->wid ? strlen(job->wid) : 0);
-        add_time(&b, "reserved_at", job->reserved_at_ns);
-        add_time(&b, "reservation_expires_at", job->tnode.score_ns);
+        timefmt_add_json_field(&b, "reserved_at", job->reserved_at_ns);
+        timefmt_add_json_field(&b, "reservation_expires_at", job->tnode.score_ns);
         break;
     default: break;
     }
@@ -538,17 +531,9 @@ static void page_add(void *ctx, const struct job *job)
 {
     struct page *p = ctx;
     struct sbuf *b = &p->out;
-    char ts[TIMEFMT_MAX];
-    timefmt_format(job->tnode.score_ns, ts);
-    sbuf_addf(b, "%s{\"at\":\"%s\"", p->n++ ? "," : "", ts);
-    if (job->state == JOB_WORKING) {
-        sbuf_adds(b, ",\"wid\":");
-        sbuf_add_json_str(b, job->wid ? job->wid : "", job->wid ? strlen(job->wid) : 0);
-        add_time(b, "reserved_at", job->reserved_at_ns);
-    }
-    sbuf_adds(b, ",\"job\":");
-    job_render(job, b);
-    sbuf_adds(b, "}");
+    if (p->n++)
+        sbuf_adds(b, ",");
+    info_render_list_entry(b, job, 1);
 }
 
 static void api_set_list(struct server *srv, struct evhttp_request *req, int set)

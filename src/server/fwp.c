@@ -573,29 +573,13 @@ struct jobs_page {
     int has_score;
 };
 
-static void add_time_field(struct sbuf *b, const char *key, int64_t ns)
-{
-    char ts[TIMEFMT_MAX];
-    timefmt_format(ns, ts);
-    sbuf_addf(b, "\"%s\":\"%s\",", key, ts);
-}
-
 static void jobs_page_add(void *ctx, const struct job *job)
 {
     struct jobs_page *p = ctx;
     struct sbuf *b = &p->out;
-    sbuf_adds(b, p->n++ ? ",{" : "{");
-    if (p->has_score)
-        add_time_field(b, "at", job->tnode.score_ns);
-    if (job->state == JOB_WORKING) {
-        sbuf_adds(b, "\"wid\":");
-        sbuf_add_json_str(b, job->wid, strlen(job->wid));
+    if (p->n++)
         sbuf_adds(b, ",");
-        add_time_field(b, "reserved_at", job->reserved_at_ns);
-    }
-    sbuf_adds(b, "\"job\":");
-    job_render(job, b);
-    sbuf_adds(b, "}");
+    info_render_list_entry(b, job, p->has_score);
 }
 
 static int whole_number(const cJSON *v)

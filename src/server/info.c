@@ -141,13 +141,6 @@ static int count_busy(struct tset_node *node, void *arg)
     return 0;
 }
 
-static void add_worker_time(struct sbuf *b, const char *key, int64_t ns)
-{
-    char ts[TIMEFMT_MAX];
-    timefmt_format(ns, ts);
-    sbuf_addf(b, ",\"%s\":\"%s\"", key, ts);
-}
-
 void info_render_workers(struct server *srv, struct sbuf *out)
 {
     struct engine *e = srv->engine;
@@ -167,13 +160,27 @@ void info_render_workers(struct server *srv, struct sbuf *out)
         sbuf_add_json_str(out, w->hostname ? w->hostname : "", w->hostname ? strlen(w->hostname) : 0);
         sbuf_addf(out, ",\"pid\":%d,\"labels\":%s,\"state\":\"%s\"", w->pid,
                   w->labels && *w->labels ? w->labels : "[]", info_worker_state_name(w->state));
-        add_worker_time(out, "started_at", w->started_at_ns);
-        add_worker_time(out, "last_beat_at", w->last_beat_ns);
+        timefmt_add_json_field(out, "started_at", w->started_at_ns);
+        timefmt_add_json_field(out, "last_beat_at", w->last_beat_ns);
         sbuf_addf(out, ",\"rss_kb\":%lld,\"connections\":%d,\"busy\":%zu}", (long long)w->rss_kb,
                   w->nconns, (size_t)(uintptr_t)strmap_get(&busy, w->wid));
     }
     sbuf_adds(out, "]");
     strmap_release(&busy);
+}
+
+void info_render_list_entry(struct sbuf *out, const struct job *job, int with_at)
+{
+    sbuf_adds(out, "{\"job\":");
+    job_render(job, out);
+    if (with_at)
+        timefmt_add_json_field(out, "at", job->tnode.score_ns);
+    if (job->state == JOB_WORKING) {
+        sbuf_adds(out, ",\"wid\":");
+        sbuf_add_json_str(out, job->wid ? job->wid : "", job->wid ? strlen(job->wid) : 0);
+        timefmt_add_json_field(out, "reserved_at", job->reserved_at_ns);
+    }
+    sbuf_adds(out, "}");
 }
 
 void info_render_health(struct server *srv, struct sbuf *out)

@@ -20,6 +20,14 @@ void info_render_workers(struct server *srv, struct sbuf *out);
 /* running, quiet or terminate. */
 const char *info_worker_state_name(int state);
 
+/*
+ * Appends one entry of a set or queue listing: {"job":{...}} plus, with
+ * with_at, the set's time as "at", and for a working job its "wid" and
+ * "reserved_at". What FWP's JOBS and GET /api/v1/sets answer per job.
+ */
+struct job;
+void info_render_list_entry(struct sbuf *out, const struct job *job, int with_at);
+
 /* Appends the /health JSON to out. */
 void info_render_health(struct server *srv, struct sbuf *out);
 
