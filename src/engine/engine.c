@@ -62,6 +62,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_h
     strmap_init(&e->unique);
     strmap_init(&e->finished);
     strmap_init(&e->cron_last);
+    strmap_init(&e->throttles);
     tset_init(&e->scheduled);
     tset_init(&e->retries);
     tset_init(&e->dead);
@@ -126,6 +127,8 @@ static void drop_all_jobs(struct engine *e)
     tset_init(&e->retries);
     tset_init(&e->dead);
     tset_init(&e->working);
+    for (size_t i = 0; strmap_next(&e->throttles, &i, &key, &val);)
+        ((struct throttle *)val)->in_flight = 0;
 }
 
 void engine_free(struct engine *e)
@@ -150,6 +153,9 @@ void engine_free(struct engine *e)
     for (size_t i = 0; strmap_next(&e->cron_last, &i, &key, &val);)
         free(val);
     strmap_release(&e->cron_last);
+    for (size_t i = 0; strmap_next(&e->throttles, &i, &key, &val);)
+        throttle_free(val);
+    strmap_release(&e->throttles);
     sbuf_release(&e->scratch);
     sbuf_release(&e->recbuf);
     free(e);
@@ -309,6 +315,28 @@ static void finished_note(struct engine *e, const char *jid, enum track_state st
         finished_unlink(e, e->finished_head);
 }
 
+/* ---- throttles (docs/features.md) ---- */
+
+static struct throttle *throttle_of(struct engine *e, const char *queue)
+{
+    return e->throttles.count ? strmap_get(&e->throttles, queue) : NULL;
+}
+
+/* Whether queue may hand out no job now (its throttle is full). */
+static int is_throttled(struct engine *e, const char *queue, int64_t now_ns)
+{
+    struct throttle *t = throttle_of(e, queue);
+    return t && throttle_is_full(t, now_ns);
+}
+
+/* A job of queue left the working set (not for the jobs FLUSH drops). */
+static void throttle_released(struct engine *e, const char *queue)
+{
+    struct throttle *t = throttle_of(e, queue);
+    if (t && t->in_flight)
+        t->in_flight--;
+}
+
 /* ---- queues and waiters ---- */
 
 struct queue *engine_queue(struct engine *e, const char *name)
@@ -370,6 +398,9 @@ static void reserve(struct engine *e, struct job *job, const char *wid, int64_t 
     job->wid = xstrdup(wid ? wid : "");
     job->reserved_at_ns = now_ns;
     tset_insert(&e->working, &job->tnode, now_ns + (int64_t)job_reserve_s(job) * NS_PER_S);
+    struct throttle *t = throttle_of(e, job->queue);
+    if (t)
+        throttle_note_reserved(t, now_ns);
     if (job->is_unique_until_start)
         unique_release(e, job);
     emit_place(e, job);
@@ -443,11 +474,15 @@ static struct queue *enqueue(struct engine *e, struct job *job, int64_t now_ns)
     return q;
 }
 
-/* Hands the queue's oldest jobs to the fetchers blocked on it, oldest fetcher first. */
+/*
+ * Hands the queue's oldest jobs to the fetchers blocked on it, oldest
+ * fetcher first, while its throttle lets them through.
+ */
 static void wake(struct engine *e, struct queue *q, int64_t now_ns)
 {
     struct wait_list *list;
-    while (!q->is_paused && q->head && (list = strmap_get(&e->waiting, q->name))) {
+    while (!q->is_paused && q->head && (list = strmap_get(&e->waiting, q->name)) &&
+           !is_throttled(e, q->name, now_ns)) {
         struct job *job = q->head;
         struct waiter *w = list->head->w;
         queue_unlink(q, job);
@@ -459,6 +494,14 @@ static void wake(struct engine *e, struct queue *q, int64_t now_ns)
         reserve(e, job, w->wid, now_ns);
         w->deliver(w, job);
     }
+}
+
+/* A job of t's queue left the working set: fetchers blocked on the queue may get one now. */
+static void throttle_room(struct engine *e, struct throttle *t, int64_t now_ns)
+{
+    struct queue *q = t ? strmap_get(&e->queues, t->queue) : NULL;
+    if (q)
+        wake(e, q, now_ns);
 }
 
 /* Enqueues a job already indexed and recorded elsewhere, records the move, wakes a fetcher. */
@@ -479,7 +522,10 @@ static void unplace(struct engine *e, struct job *job)
     case JOB_SCHEDULED: tset_remove(&e->scheduled, &job->tnode); break;
     case JOB_RETRY: tset_remove(&e->retries, &job->tnode); break;
     case JOB_DEAD: tset_remove(&e->dead, &job->tnode); break;
-    case JOB_WORKING: tset_remove(&e->working, &job->tnode); break;
+    case JOB_WORKING:
+        tset_remove(&e->working, &job->tnode);
+        throttle_released(e, job->queue);
+        break;
     case JOB_NEW: break;
     }
     job->state = JOB_NEW;
@@ -548,8 +594,8 @@ struct job *engine_fetch(struct engine *e, const char *const *queues, int n, con
 {
     for (int i = 0; i < n; i++) {
         struct queue *q = strmap_get(&e->queues, queues[i]);
-        if (!q || q->is_paused)
-            continue;
+        if (!q || q->is_paused || is_throttled(e, q->name, now_ns))
+            continue; /* a throttled queue is skipped: the next one asked for is tried */
         while (q->head) {
             struct job *job = q->head;
             queue_unlink(q, job);
@@ -575,12 +621,14 @@ int engine_ack(struct engine *e, const char *jid, int64_t now_ns)
     struct job *job = working_job(e, jid);
     if (!job)
         return ENGINE_ENOTFOUND;
+    struct throttle *t = throttle_of(e, job->queue);
     unplace(e, job);
     e->processed++;
     today(e, now_ns)->processed++;
     emit_del(e, job->jid, RECDEL_ACKED, now_ns);
     finished_note(e, job->jid, TRACK_SUCCESS, job->track, now_ns);
     forget(e, job);
+    throttle_room(e, t, now_ns);
     return 0;
 }
 
@@ -626,8 +674,10 @@ int engine_fail(struct engine *e, const char *jid, const char *errtype, const ch
     struct job *job = working_job(e, jid);
     if (!job)
         return ENGINE_ENOTFOUND;
+    struct throttle *t = throttle_of(e, job->queue);
     unplace(e, job);
     fail_job(e, job, errtype, message, backtrace_json, 0, now_ns);
+    throttle_room(e, t, now_ns);
     return 0;
 }
 
@@ -1019,10 +1069,15 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
     }
     while ((n = tset_min(&e->working)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
+        struct throttle *t = throttle_of(e, job->queue);
         unplace(e, job);
         e->expired_reservations++;
         fail_job(e, job, "ReservationExpired", "Faktory job reservation expired", NULL, 1, now_ns);
+        throttle_room(e, t, now_ns);
     }
+    /* Rate windows that opened since: serve the fetchers blocked on those queues. */
+    for (size_t i = 0; strmap_next(&e->throttles, &i, &qkey, &qval);)
+        throttle_room(e, qval, now_ns);
     while ((n = tset_min(&e->dead)) && n->score_ns <= now_ns) {
         struct job *job = job_of(n);
         unplace(e, job);
@@ -1060,7 +1115,8 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
     for (size_t i = 0; i < 4; i++)
         if ((n = tset_min(sets[i])) && n->score_ns < next)
             next = n->score_ns;
-    return next;
+    int64_t opens = engine_throttle_next_ns(e, now_ns);
+    return opens < next ? opens : next;
 }
 
 /* ---- replay and snapshots ---- */
@@ -1088,6 +1144,8 @@ static void place(struct engine *e, struct job *job, const struct placement *pl)
         job->wid = xstrdup(pl->wid ? pl->wid : "");
         job->reserved_at_ns = pl->reserved_at_ns;
         tset_insert(&e->working, &job->tnode, pl->score_ns);
+        if (throttle_of(e, job->queue))
+            throttle_of(e, job->queue)->in_flight++;
         break;
     case JOB_NEW: break;
     }
@@ -1411,4 +1469,112 @@ void engine_cron_mark(struct engine *e, const char *name, int64_t slot_ns)
         return;
     rec_encode_cron(&e->recbuf, name, slot_ns);
     emit(e);
+}
+
+/* ---- throttles ---- */
+
+struct throttle *engine_throttle(struct engine *e, const char *queue)
+{
+    return strmap_get(&e->throttles, queue);
+}
+
+struct seed_scan {
+    struct engine *e;
+    int64_t now_ns;
+    int64_t *times; /* reservation times of working jobs whose queue newly got a rate */
+    const char **queues;
+    size_t n, cap;
+};
+
+static int count_in_flight(struct tset_node *node, void *arg)
+{
+    struct seed_scan *s = arg;
+    struct job *job = job_of(node);
+    struct throttle *t = strmap_get(&s->e->throttles, job->queue);
+    if (!t)
+        return 0;
+    t->in_flight++;
+    if (t->count == 0 && t->limits.rate_limit && /* a window to rebuild */
+        job->reserved_at_ns > s->now_ns - t->limits.rate_period_ns) {
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 64;
+            s->times = xrealloc(s->times, s->cap * sizeof *s->times);
+            s->queues = xrealloc(s->queues, s->cap * sizeof *s->queues);
+        }
+        s->times[s->n] = job->reserved_at_ns;
+        s->queues[s->n++] = t->queue;
+    }
+    return 0;
+}
+
+static int cmp_i64_at(const void *a, const void *b, void *ctx)
+{
+    const int64_t *times = ctx;
+    int64_t x = times[*(const size_t *)a], y = times[*(const size_t *)b];
+    return x < y ? -1 : x > y;
+}
+
+void engine_throttle_set(struct engine *e, const struct throttle_config *cfg, int64_t now_ns)
+{
+    const char *key;
+    void *val;
+    /* Drop the queues no longer throttled (collect first: the map must not change mid-walk). */
+    size_t ndrop = 0;
+    struct throttle **drop = xcalloc(e->throttles.count ? e->throttles.count : 1, sizeof *drop);
+    for (size_t i = 0; strmap_next(&e->throttles, &i, &key, &val);)
+        if (!throttle_config_find(cfg, key))
+            drop[ndrop++] = val;
+    for (size_t i = 0; i < ndrop; i++) {
+        strmap_del(&e->throttles, drop[i]->queue);
+        throttle_free(drop[i]);
+    }
+    free(drop);
+    for (size_t i = 0; cfg && i < cfg->n; i++) {
+        const struct throttle_spec *sp = &cfg->specs[i];
+        struct throttle *t = strmap_get(&e->throttles, sp->queue);
+        if (t) {
+            throttle_set_limits(t, &sp->limits);
+        } else {
+            t = throttle_new(sp->queue, &sp->limits);
+            strmap_put(&e->throttles, t->queue, t);
+        }
+        t->in_flight = 0;
+    }
+    /* One walk of the working set: in-flight counts, and the windows of new rates. */
+    struct seed_scan scan = {.e = e, .now_ns = now_ns};
+    if (e->throttles.count)
+        tset_walk(&e->working, count_in_flight, &scan);
+    if (scan.n) {
+        size_t *order = xmalloc(scan.n * sizeof *order);
+        for (size_t i = 0; i < scan.n; i++)
+            order[i] = i;
+        qsort_r(order, scan.n, sizeof *order, cmp_i64_at, scan.times);
+        for (size_t i = 0; i < scan.n; i++)
+            throttle_note_past(strmap_get(&e->throttles, scan.queues[order[i]]),
+                               scan.times[order[i]], now_ns);
+        free(order);
+    }
+    free(scan.times);
+    free(scan.queues);
+    /* Higher limits, or a queue no longer throttled: serve blocked fetchers now. */
+    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);)
+        wake(e, val, now_ns);
+}
+
+int64_t engine_throttle_next_ns(struct engine *e, int64_t now_ns)
+{
+    int64_t next = INT64_MAX;
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->throttles, &i, &key, &val);) {
+        struct throttle *t = val;
+        struct queue *q = strmap_get(&e->queues, key);
+        if (!t->limits.rate_limit || !q || !q->head || q->is_paused ||
+            !strmap_get(&e->waiting, key))
+            continue;
+        int64_t at = throttle_rate_opens_at(t, now_ns);
+        if (at < next)
+            next = at;
+    }
+    return next;
 }

@@ -24,6 +24,7 @@
 #include "common/strmap.h"
 #include "common/tset.h"
 #include "engine/job.h"
+#include "engine/throttle.h"
 
 /* Errors are negative ints; see engine_strerror(). */
 #define ENGINE_ERRORS(X) \
@@ -146,6 +147,7 @@ struct engine {
     struct strmap unique;   /* unique key -> the job holding that lock */
     struct strmap finished; /* jid -> struct finished_job, recently finished jobs */
     struct strmap cron_last; /* cron entry name -> int64_t *, last slot fired (REC_CRON) */
+    struct strmap throttles; /* queue name -> struct throttle (configuration, not journaled) */
     struct finished_job *finished_head, *finished_tail; /* oldest first */
     struct day_stats history[ENGINE_HISTORY_DAYS];
     uint32_t rng;
@@ -301,6 +303,29 @@ void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_
  */
 int64_t engine_cron_last(const struct engine *e, const char *name);
 void engine_cron_mark(struct engine *e, const char *name, int64_t slot_ns);
+
+/*
+ * Queue throttles (docs/features.md): replaces the limits with cfg (NULL or
+ * empty: no throttles). In-flight counts are recomputed from the working
+ * set, so they hold after a restart (reservations are journaled); a queue
+ * that newly gets a rate counts the reservations still held that were made
+ * within its period. A queue that keeps its rate keeps its window. Blocked
+ * fetchers that the new limits let through are served at once.
+ *
+ * FETCH (and a blocked fetcher) skips a queue whose throttle is full and
+ * takes the next queue asked for; an ACK, FAIL or reservation expiry of
+ * the queue's job, or its rate window opening (engine_tick), serves the
+ * fetchers blocked on it.
+ */
+void engine_throttle_set(struct engine *e, const struct throttle_config *cfg, int64_t now_ns);
+/* The throttle of a queue, or NULL when it has none. */
+struct throttle *engine_throttle(struct engine *e, const char *queue);
+/*
+ * When the next rate window opens for a queue that has jobs and blocked
+ * fetchers but a full window; INT64_MAX when none (part of engine_tick's
+ * next deadline).
+ */
+int64_t engine_throttle_next_ns(struct engine *e, int64_t now_ns);
 
 /* Counters for a day (zeros when not in the history). */
 struct day_stats engine_day(const struct engine *e, int64_t day);
