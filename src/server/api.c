@@ -18,6 +18,7 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "engine/engine.h"
+#include "server/confload.h"
 #include "server/info.h"
 #include "server/server.h"
 
@@ -52,6 +53,7 @@ static const char *reason_of(int code)
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
@@ -415,6 +417,52 @@ static int queue_by_name(const void *a, const void *b)
     return strcmp((*(struct queue *const *)a)->name, (*(struct queue *const *)b)->name);
 }
 
+/* {"name","size","latency","paused","throttle"}: one queue of GET /queues and GET /queues/{name}. */
+static void render_queue(struct engine *e, struct queue *q, int64_t now, struct sbuf *b)
+{
+    sbuf_adds(b, "{\"name\":");
+    sbuf_add_json_str(b, q->name, strlen(q->name));
+    sbuf_addf(b, ",\"size\":%zu,\"latency\":%.3f,\"paused\":%s,\"throttle\":", q->size,
+              engine_queue_latency(e, q->name, now), q->is_paused ? "true" : "false");
+    info_render_throttle(e, q->name, now, b);
+    sbuf_adds(b, "}");
+}
+
+static void api_queue_get(struct server *srv, struct evhttp_request *req, const char *name)
+{
+    if (!job_queue_name_ok(name)) {
+        reply_error(req, 400, "invalid queue name %.200s: use letters, digits, '.', '_' and '-'",
+                    name);
+        return;
+    }
+    struct queue *q = engine_queue(srv->engine, name);
+    if (!q) {
+        reply_error(req, 404, "no queue named %s", name);
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    render_queue(srv->engine, q, server_now(), &b);
+    reply_json(req, 200, &b);
+    sbuf_release(&b);
+}
+
+/* POST /api/v1/config/reload: cron.json and throttles.json, both or neither. */
+static void api_config_reload(struct server *srv, struct evhttp_request *req)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    char err[CONFLOAD_ERR_MAX];
+    int rc = confload_reload(srv, &b, err);
+    if (rc == CONFLOAD_ENODIR)
+        reply_error(req, 400, "spoold was started without a config directory (-c): nothing to reload");
+    else if (rc != 0)
+        reply_error(req, 422, "configuration not reloaded, the previous one stays: %s", err);
+    else
+        reply_json(req, 200, &b);
+    sbuf_release(&b);
+}
+
 static void api_queues(struct server *srv, struct evhttp_request *req)
 {
     struct engine *e = srv->engine;
@@ -430,10 +478,9 @@ static void api_queues(struct server *srv, struct evhttp_request *req)
     sbuf_init(&b);
     sbuf_adds(&b, "{\"queues\":[");
     for (size_t i = 0; i < n; i++) {
-        sbuf_adds(&b, i ? ",{\"name\":" : "{\"name\":");
-        sbuf_add_json_str(&b, qs[i]->name, strlen(qs[i]->name));
-        sbuf_addf(&b, ",\"size\":%zu,\"latency\":%.3f,\"paused\":%s}", qs[i]->size,
-                  engine_queue_latency(e, qs[i]->name, now), qs[i]->is_paused ? "true" : "false");
+        if (i)
+            sbuf_adds(&b, ",");
+        render_queue(e, qs[i], now, &b);
     }
     sbuf_adds(&b, "]}");
     reply_json(req, 200, &b);
@@ -744,8 +791,10 @@ static void route(struct server *srv, struct evhttp_request *req, char **seg, in
         else
             api_queues(srv, req);
     } else if (!strcmp(top, "queues") && n == 2) {
-        if (!is_delete)
-            method_not_allowed(req, "DELETE");
+        if (is_get)
+            api_queue_get(srv, req, seg[1]);
+        else if (!is_delete)
+            method_not_allowed(req, "GET, DELETE");
         else if (change_allowed(srv, req, 1))
             api_queue_change(srv, req, seg[1], "delete");
     } else if (!strcmp(top, "queues") && n == 3 &&
@@ -770,6 +819,11 @@ static void route(struct server *srv, struct evhttp_request *req, char **seg, in
             method_not_allowed(req, "POST");
         else if (change_allowed(srv, req, 1))
             api_set_change(srv, req, set_index(seg[1]), seg[2]);
+    } else if (!strcmp(top, "config") && n == 2 && !strcmp(seg[1], "reload")) {
+        if (!is_post)
+            method_not_allowed(req, "POST");
+        else if (change_allowed(srv, req, 0)) /* configuration is not journaled */
+            api_config_reload(srv, req);
     } else if (!strcmp(top, "workers") && n == 1) {
         if (!is_get)
             method_not_allowed(req, "GET");

@@ -1,8 +1,6 @@
 #include "server/crond.h"
 
 #include <errno.h>
-#include <event2/event.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +18,6 @@
 
 struct crond {
     struct cron_table *table; /* NULL: no entries */
-    struct event *sig_hup;
     char *path;               /* <config-dir>/cron.json, or NULL without -c */
     char last_zone[128];      /* the last zone name found in the zone database */
 };
@@ -114,28 +111,29 @@ static int load(struct crond *cd, uint32_t seed, struct cron_table **out, char *
     return 0;
 }
 
-static void on_sighup(evutil_socket_t sig, short what, void *arg)
+int crond_load(struct server *srv, struct cron_table **out, char *err, size_t errlen)
 {
-    struct server *srv = arg;
     struct crond *cd = srv->crond;
-    (void)sig;
-    (void)what;
-    if (!cd->path) {
-        log_info("msg=\"SIGHUP: no config directory (-c), nothing to reload\"");
-        return;
-    }
-    char err[CRON_ERR_MAX + 600];
-    struct cron_table *t;
+    *out = NULL;
+    if (!cd->path)
+        return 0;
     int64_t now = server_now();
-    if (load(cd, (uint32_t)(now ^ (now >> 32)), &t, err, sizeof err) != 0) {
-        log_error("msg=\"cron.json not reloaded; keeping the previous entries\" error=\"%s\"", err);
-        return;
-    }
+    return load(cd, (uint32_t)(now ^ (now >> 32)), out, err, errlen);
+}
+
+void crond_apply(struct server *srv, struct cron_table *t)
+{
+    struct crond *cd = srv->crond;
     if (t)
-        cron_table_start(t, srv->engine, cd->table, 1, now);
+        cron_table_start(t, srv->engine, cd->table, 1, server_now());
     cron_table_free(cd->table);
     cd->table = t;
-    log_info("msg=\"cron.json reloaded\" entries=%zu", t ? t->n : 0);
+}
+
+size_t crond_entries(struct server *srv)
+{
+    struct crond *cd = srv->crond;
+    return cd && cd->table ? cd->table->n : 0;
 }
 
 int crond_init(struct server *srv)
@@ -157,8 +155,6 @@ int crond_init(struct server *srv)
             log_info("msg=\"cron.json loaded\" path=%s entries=%zu", cd->path, cd->table->n);
         }
     }
-    cd->sig_hup = evsignal_new(srv->base, SIGHUP, on_sighup, srv);
-    evsignal_add(cd->sig_hup, NULL);
     return 0;
 }
 
@@ -183,8 +179,6 @@ void crond_release(struct server *srv)
     struct crond *cd = srv->crond;
     if (!cd)
         return;
-    if (cd->sig_hup)
-        event_free(cd->sig_hup);
     cron_table_free(cd->table);
     free(cd->path);
     free(cd);

@@ -97,6 +97,16 @@ void info_render(struct server *srv, struct sbuf *out)
         cJSON_AddNumberToObject(queues, q->name, (double)q->size);
         total += q->size;
     }
+    /* spool extension: the queues' throttles, Faktory's "queues" shape left as it is. */
+    cJSON *throttles = cJSON_AddObjectToObject(f, "throttles");
+    struct sbuf tb;
+    sbuf_init(&tb);
+    for (size_t i = 0; strmap_next(&e->throttles, &i, &key, &val);) {
+        sbuf_reset(&tb);
+        info_render_throttle(e, key, now, &tb);
+        cJSON_AddRawToObject(throttles, key, tb.buf);
+    }
+    sbuf_release(&tb);
     cJSON *sets = cJSON_AddObjectToObject(f, "sets");
     cJSON_AddNumberToObject(sets, "scheduled", (double)e->scheduled.count);
     cJSON_AddNumberToObject(sets, "retries", (double)e->retries.count);
@@ -181,6 +191,27 @@ void info_render_list_entry(struct sbuf *out, const struct job *job, int with_at
         timefmt_add_json_field(out, "reserved_at", job->reserved_at_ns);
     }
     sbuf_adds(out, "}");
+}
+
+void info_render_throttle(struct engine *e, const char *queue, int64_t now_ns, struct sbuf *out)
+{
+    struct throttle *t = engine_throttle(e, queue);
+    if (!t) {
+        sbuf_adds(out, "null");
+        return;
+    }
+    const struct throttle_limits *l = &t->limits;
+    if (l->concurrency)
+        sbuf_addf(out, "{\"concurrency\":%u", l->concurrency);
+    else
+        sbuf_adds(out, "{\"concurrency\":null");
+    sbuf_addf(out, ",\"in_flight\":%zu", t->in_flight);
+    if (l->rate_limit)
+        sbuf_addf(out, ",\"rate_limit\":%u,\"rate_period_s\":%.9g", l->rate_limit,
+                  (double)l->rate_period_ns / (double)NS_PER_S);
+    else
+        sbuf_adds(out, ",\"rate_limit\":null,\"rate_period_s\":null");
+    sbuf_addf(out, ",\"throttled\":%s}", throttle_is_full(t, now_ns) ? "true" : "false");
 }
 
 void info_render_health(struct server *srv, struct sbuf *out)

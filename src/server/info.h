@@ -5,6 +5,8 @@
 #ifndef SPOOL_INFO_H
 #define SPOOL_INFO_H
 
+#include <stdint.h>
+
 #include "common/sbuf.h"
 
 struct server;
@@ -27,6 +29,15 @@ const char *info_worker_state_name(int state);
  */
 struct job;
 void info_render_list_entry(struct sbuf *out, const struct job *job, int with_at);
+
+/*
+ * Appends a queue's throttle (docs/features.md): null when it has none, else
+ * {"concurrency":N|null,"in_flight":n,"rate_limit":L|null,
+ * "rate_period_s":P|null,"throttled":bool}. What INFO's faktory.throttles
+ * and the HTTP API's queue objects show.
+ */
+struct engine;
+void info_render_throttle(struct engine *e, const char *queue, int64_t now_ns, struct sbuf *out);
 
 /* Appends the /health JSON to out. */
 void info_render_health(struct server *srv, struct sbuf *out);

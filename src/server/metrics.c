@@ -106,11 +106,74 @@ static void add_queues(struct server *srv, struct sbuf *out, int64_t now)
     free(qs);
 }
 
+static int throttle_by_name(const void *a, const void *b)
+{
+    return strcmp((*(struct throttle *const *)a)->queue, (*(struct throttle *const *)b)->queue);
+}
+
+static void throttle_gauge(struct sbuf *out, const char *name, const struct throttle *t)
+{
+    sbuf_addf(out, "%s{queue=\"", name);
+    add_label_value(out, t->queue);
+    sbuf_adds(out, "\"} ");
+}
+
+/* The queues with a throttle (docs/features.md), in name order. */
+static void add_throttles(struct server *srv, struct sbuf *out, int64_t now)
+{
+    struct engine *e = srv->engine;
+    size_t n = 0;
+    struct throttle **ts = xmalloc((e->throttles.count ? e->throttles.count : 1) * sizeof *ts);
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->throttles, &i, &key, &val) && n < e->throttles.count;)
+        ts[n++] = val;
+    qsort(ts, n, sizeof *ts, throttle_by_name);
+    head(out, "spool_queue_in_flight", "gauge",
+         "Jobs of a throttled queue reserved and not yet ACKed, FAILed or expired.");
+    for (size_t i = 0; i < n; i++) {
+        throttle_gauge(out, "spool_queue_in_flight", ts[i]);
+        sbuf_addf(out, "%zu\n", ts[i]->in_flight);
+    }
+    head(out, "spool_queue_throttled", "gauge",
+         "1 when the queue's throttle lets no job out now (concurrency reached or rate window full).");
+    for (size_t i = 0; i < n; i++) {
+        throttle_gauge(out, "spool_queue_throttled", ts[i]);
+        sbuf_addf(out, "%d\n", throttle_is_full(ts[i], now) ? 1 : 0);
+    }
+    head(out, "spool_queue_concurrency_limit", "gauge",
+         "Most jobs of the queue in flight at once (queues with a concurrency limit).");
+    for (size_t i = 0; i < n; i++) {
+        if (!ts[i]->limits.concurrency)
+            continue;
+        throttle_gauge(out, "spool_queue_concurrency_limit", ts[i]);
+        sbuf_addf(out, "%u\n", ts[i]->limits.concurrency);
+    }
+    head(out, "spool_queue_rate_limit", "gauge",
+         "Most jobs of the queue handed out per rate period (queues with a rate limit).");
+    for (size_t i = 0; i < n; i++) {
+        if (!ts[i]->limits.rate_limit)
+            continue;
+        throttle_gauge(out, "spool_queue_rate_limit", ts[i]);
+        sbuf_addf(out, "%u\n", ts[i]->limits.rate_limit);
+    }
+    head(out, "spool_queue_rate_period_seconds", "gauge",
+         "Length of the queue's sliding rate window (queues with a rate limit).");
+    for (size_t i = 0; i < n; i++) {
+        if (!ts[i]->limits.rate_limit)
+            continue;
+        throttle_gauge(out, "spool_queue_rate_period_seconds", ts[i]);
+        sbuf_addf(out, "%.9g\n", (double)ts[i]->limits.rate_period_ns / 1e9);
+    }
+    free(ts);
+}
+
 void metrics_render(struct server *srv, struct sbuf *out)
 {
     struct engine *e = srv->engine;
     int64_t now = server_now();
     add_queues(srv, out, now);
+    add_throttles(srv, out, now);
     head(out, "spool_set_size", "gauge", "Jobs in each time-ordered set.");
     sbuf_addf(out, "spool_set_size{set=\"scheduled\"} %zu\n", (size_t)e->scheduled.count);
     sbuf_addf(out, "spool_set_size{set=\"retries\"} %zu\n", (size_t)e->retries.count);

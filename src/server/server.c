@@ -25,6 +25,7 @@
 #include "common/xalloc.h"
 #include "server/api.h"
 #include "server/conn.h"
+#include "server/confload.h"
 #include "server/crond.h"
 #include "server/datadir.h"
 #include "server/http.h"
@@ -205,9 +206,12 @@ void server_schedule_tick(struct server *srv)
         if (n && n->score_ns < next)
             next = n->score_ns;
     }
+    int64_t now = server_now();
+    int64_t opens = engine_throttle_next_ns(e, now); /* a full rate window with fetchers waiting */
+    if (opens < next)
+        next = opens;
     if (next >= srv->tick_armed_ns)
         return;
-    int64_t now = server_now();
     int64_t delay = next > now ? next - now : 0;
     struct timeval tv = {(time_t)(delay / NS_PER_S), (suseconds_t)(delay % NS_PER_S / 1000)};
     evtimer_add(srv->tick_ev, &tv);
@@ -419,7 +423,7 @@ int server_init(struct server *srv, const struct config *cfg)
         log_error("msg=\"%s\"", err);
         return -1;
     }
-    if (crond_init(srv) != 0) /* a bad cron.json refuses the start */
+    if (confload_init(srv) != 0) /* a bad cron.json or throttles.json refuses the start */
         return -1;
     if (listen_fwp(srv) != 0 || http_init(srv) != 0)
         return -1;
@@ -468,6 +472,7 @@ void server_release(struct server *srv)
     if (srv->listener)
         evconnlistener_free(srv->listener);
     http_release(srv);
+    confload_release(srv);
     crond_release(srv);
     if (srv->tick_ev)
         event_free(srv->tick_ev);

@@ -27,6 +27,7 @@ struct conn;
 struct journal;
 struct api_pending;
 struct crond;
+struct confload;
 
 struct server {
     struct config cfg;
@@ -56,7 +57,8 @@ struct server {
     int64_t tick_armed_ns;     /* when the tick timer fires next */
     char readonly_reason[256];
     struct api_pending *api_pending; /* HTTP API replies held until durable (api.c) */
-    struct crond *crond;       /* cron entries and the SIGHUP reload (crond.c) */
+    struct crond *crond;       /* cron entries (crond.c) */
+    struct confload *confload; /* throttles.json, SIGHUP and API reloads (confload.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */
