@@ -76,7 +76,7 @@ test('SIGHUP reloads cron.json; a bad file keeps the previous entries', async ()
 
       writeCron(cfg, [{ name: 'c', schedule: '* * * 13 *', jobtype: 'C' }]);
       srv.proc.kill('SIGHUP');
-      await waitFor(() => /cron\.json not reloaded/.test(srv.stderr()), { what: 'the reload error in the log' });
+      await waitFor(() => /configuration not reloaded/.test(srv.stderr()), { what: 'the reload error in the log' });
       assert.match(srv.stderr(), /entry #1 \(\\?"c\\?"\): field \\?"schedule\\?": month field/);
       assert.deepEqual((await c.cmdJSON('CRON')).map((e) => e.name), ['b'], 'the previous entries stay');
     });
