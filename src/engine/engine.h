@@ -8,7 +8,10 @@
  *    (ENQUEUED) or one set (SCHEDULED, RETRY, DEAD, WORKING), and indexed by
  *    jid in `jobs`;
  *  - a job is handed to a blocked fetcher only from a queue that is not
- *    paused, and is reserved under that fetcher's wid before the callback.
+ *    paused and whose throttle is not full, and is reserved under that
+ *    fetcher's wid before the callback;
+ *  - a throttled queue's in_flight is the number of its jobs in the
+ *    working set.
  *
  * Pure: no sockets, no files, no clock reads: every call takes `now_ns`, and
  * engine_tick() returns the next time it wants to run. Owned by the event-loop
@@ -189,8 +192,9 @@ void engine_track_get(struct engine *e, const char *jid, struct track_info *out)
 const char *engine_track_state_name(enum track_state s);
 
 /*
- * Takes the first job from the first non-empty, non-paused queue of
- * queues[0..n) and reserves it under wid. Returns NULL when there is none.
+ * Takes the first job from the first non-empty, non-paused, non-throttled
+ * queue of queues[0..n) and reserves it under wid. Returns NULL when there
+ * is none.
  */
 struct job *engine_fetch(struct engine *e, const char *const *queues, int n, const char *wid,
                          int64_t now_ns);
@@ -277,7 +281,9 @@ void engine_flush(struct engine *e);
 /*
  * Runs due work: scheduled and retry jobs into their queues, expired
  * reservations to failure handling, old dead jobs out, silent workers
- * reaped. Returns the next time (ns) it should run, at most 1 s ahead.
+ * reaped, fetchers blocked on a throttled queue served when its rate window
+ * opened. Returns the next time (ns) it should run, at most 1 s ahead (and
+ * no later than the next rate window opening that a blocked fetcher waits for).
  */
 int64_t engine_tick(struct engine *e, int64_t now_ns);
 
