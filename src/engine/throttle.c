@@ -51,7 +51,8 @@ static int period_of(const cJSON *v, int64_t *out_ns, char *why, size_t whylen)
             ns = (int64_t)llround(s * 1e9);
     } else if (cJSON_IsString(v)) {
         if (job_parse_duration(v->valuestring, &ns) != 0) {
-            snprintf(why, whylen, "\"%.60s\" is not a duration (seconds, or e.g. \"30s\", \"1m\", \"1h\")",
+            snprintf(why, whylen,
+                     "\"%.60s\" is not a duration (seconds, or e.g. \"30s\", \"1m\", \"1h\")",
                      v->valuestring);
             return -1;
         }
@@ -107,7 +108,8 @@ static int parse_rate(const cJSON *rate, struct throttle_limits *l, char *why, s
 
 static int by_queue(const void *a, const void *b)
 {
-    return strcmp(((const struct throttle_spec *)a)->queue, ((const struct throttle_spec *)b)->queue);
+    return strcmp(((const struct throttle_spec *)a)->queue,
+                  ((const struct throttle_spec *)b)->queue);
 }
 
 int throttle_config_parse(const char *json, size_t len, struct throttle_config *out, char *err)
@@ -130,8 +132,10 @@ int throttle_config_parse(const char *json, size_t len, struct throttle_config *
     for (const cJSON *q = root->child; q; q = q->next) {
         const char *name = q->string;
         if (!job_queue_name_ok(name) || strlen(name) > 200) {
-            set_err(err, "queue \"%.200s\": not a valid queue name (letters, digits, '.', '_', '-'; "
-                    "at most 200)", name);
+            set_err(err,
+                    "queue \"%.200s\": not a valid queue name (letters, digits, '.', '_', '-'; "
+                    "at most 200)",
+                    name);
             goto fail;
         }
         if (throttle_config_find(out, name)) { /* cJSON keeps duplicate keys */
@@ -139,7 +143,8 @@ int throttle_config_parse(const char *json, size_t len, struct throttle_config *
             goto fail;
         }
         if (!cJSON_IsObject(q)) {
-            set_err(err, "queue \"%s\": must be an object with \"concurrency\" and/or \"rate\"", name);
+            set_err(err, "queue \"%s\": must be an object with \"concurrency\" and/or \"rate\"",
+                    name);
             goto fail;
         }
         struct throttle_limits l = {0};
@@ -161,8 +166,8 @@ int throttle_config_parse(const char *json, size_t len, struct throttle_config *
                     goto fail;
                 }
             } else {
-                set_err(err, "queue \"%s\": unknown field \"%.60s\" (known: concurrency, rate)", name,
-                        f->string);
+                set_err(err, "queue \"%s\": unknown field \"%.60s\" (known: concurrency, rate)",
+                        name, f->string);
                 goto fail;
             }
         }

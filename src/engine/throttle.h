@@ -26,7 +26,7 @@
 
 #define THROTTLE_MAX_CONCURRENCY 1000000
 #define THROTTLE_MAX_RATE 1000000
-#define THROTTLE_MIN_PERIOD_NS INT64_C(1000000)               /* 1 ms */
+#define THROTTLE_MIN_PERIOD_NS INT64_C(1000000)                  /* 1 ms */
 #define THROTTLE_MAX_PERIOD_NS (INT64_C(7) * 86400 * 1000000000) /* 7 days */
 #define THROTTLE_ERR_MAX 512
 
@@ -66,8 +66,8 @@ const struct throttle_limits *throttle_config_find(const struct throttle_config 
 struct throttle {
     char *queue;
     struct throttle_limits limits;
-    size_t in_flight;  /* jobs of the queue in the working set */
-    int64_t *times;    /* ring of reservation times, oldest at head */
+    size_t in_flight; /* jobs of the queue in the working set */
+    int64_t *times;   /* ring of reservation times, oldest at head */
     size_t cap, head, count;
 };
 

@@ -19,12 +19,13 @@
 
 struct confload {
     struct event *sig_hup;
-    char *throttles_path; /* <config-dir>/throttles.json, or NULL without -c */
+    char *throttles_path;             /* <config-dir>/throttles.json, or NULL without -c */
     struct throttle_config throttles; /* what the engine was last given */
 };
 
 /* Reads and parses throttles.json: 0 (an absent file is an empty config), or -1 with err. */
-static int load_throttles(struct confload *cl, struct throttle_config *out, char *err, size_t errlen)
+static int load_throttles(struct confload *cl, struct throttle_config *out, char *err,
+                          size_t errlen)
 {
     memset(out, 0, sizeof *out);
     if (!cl->throttles_path)
@@ -41,7 +42,8 @@ static int load_throttles(struct confload *cl, struct throttle_config *out, char
     int is_error = ferror(f);
     fclose(f);
     if (is_error || n > THROTTLES_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", cl->throttles_path, is_error ? "read error" : "larger than 1 MiB");
+        snprintf(err, errlen, "%s: %s", cl->throttles_path,
+                 is_error ? "read error" : "larger than 1 MiB");
         free(buf);
         return -1;
     }
@@ -115,7 +117,8 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
         log_info("msg=\"SIGHUP: no config directory (-c), nothing to reload\"");
     } else if (rc != 0) {
         log_error("msg=\"configuration not reloaded; keeping the previous cron entries and "
-                  "throttles\" error=\"%s\"", err);
+                  "throttles\" error=\"%s\"",
+                  err);
     } else {
         log_info("msg=\"cron.json reloaded\" entries=%zu", crond_entries(srv));
         log_info("msg=\"throttles.json reloaded\" queues=%zu", srv->confload->throttles.n);

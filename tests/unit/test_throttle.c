@@ -94,8 +94,8 @@ static int teardown(void **state)
 static void push(const char *jid, const char *queue)
 {
     char json[512];
-    snprintf(json, sizeof json, "{\"jid\":\"%s\",\"jobtype\":\"Work\",\"args\":[],\"queue\":\"%s\"}",
-             jid, queue);
+    snprintf(json, sizeof json,
+             "{\"jid\":\"%s\",\"jobtype\":\"Work\",\"args\":[],\"queue\":\"%s\"}", jid, queue);
     char err[JOB_ERR_MAX];
     struct job *job = NULL;
     if (job_parse(json, strlen(json), clock_ns, &job, err) != 0)
@@ -178,11 +178,12 @@ static void parse_err(const char *json, const char *want)
 static void throttle_parse_good_file(void **state)
 {
     (void)state;
-    const char *json = "{\"emails\": {\"concurrency\": 10, \"rate\": {\"limit\": 100, \"period\": \"1m\"}},"
-                       " \"a.b_c-d\": {\"rate\": {\"limit\": 5, \"period\": 30}},"
-                       " \"half\": {\"rate\": {\"limit\": 1, \"period\": 0.5}},"
-                       " \"hourly\": {\"rate\": {\"limit\": 7, \"period\": \"1h30m\"}},"
-                       " \"one\": {\"concurrency\": 1}}";
+    const char *json =
+        "{\"emails\": {\"concurrency\": 10, \"rate\": {\"limit\": 100, \"period\": \"1m\"}},"
+        " \"a.b_c-d\": {\"rate\": {\"limit\": 5, \"period\": 30}},"
+        " \"half\": {\"rate\": {\"limit\": 1, \"period\": 0.5}},"
+        " \"hourly\": {\"rate\": {\"limit\": 7, \"period\": \"1h30m\"}},"
+        " \"one\": {\"concurrency\": 1}}";
     struct throttle_config cfg;
     char err[THROTTLE_ERR_MAX];
     assert_int_equal(throttle_config_parse(json, strlen(json), &cfg, err), 0);
@@ -218,14 +219,20 @@ static void throttle_parse_errors_name_queue_and_field(void **state)
     parse_err("{\"q\": 5}", "queue \"q\": must be an object");
     parse_err("{\"q\": {}}", "queue \"q\": needs \"concurrency\" or \"rate\"");
     parse_err("{\"q\": {\"concurency\": 3}}", "queue \"q\": unknown field \"concurency\"");
-    parse_err("{\"q\": {\"concurrency\": 0}}", "queue \"q\": field \"concurrency\": is out of range");
-    parse_err("{\"q\": {\"concurrency\": 2.5}}", "queue \"q\": field \"concurrency\": must be a whole number");
+    parse_err("{\"q\": {\"concurrency\": 0}}",
+              "queue \"q\": field \"concurrency\": is out of range");
+    parse_err("{\"q\": {\"concurrency\": 2.5}}",
+              "queue \"q\": field \"concurrency\": must be a whole number");
     parse_err("{\"q\": {\"concurrency\": \"4\"}}", "field \"concurrency\": must be a whole number");
-    parse_err("{\"q\": {\"concurrency\": 1000001}}", "field \"concurrency\": is out of range (1 to 1000000)");
+    parse_err("{\"q\": {\"concurrency\": 1000001}}",
+              "field \"concurrency\": is out of range (1 to 1000000)");
     parse_err("{\"q\": {\"rate\": 5}}", "queue \"q\": field \"rate\": must be an object");
-    parse_err("{\"q\": {\"rate\": {\"period\": 1}}}", "queue \"q\": field \"rate.limit\": is required");
-    parse_err("{\"q\": {\"rate\": {\"limit\": 1}}}", "queue \"q\": field \"rate.period\": is required");
-    parse_err("{\"q\": {\"rate\": {\"limit\": -1, \"period\": 1}}}", "field \"rate.limit\": is out of range");
+    parse_err("{\"q\": {\"rate\": {\"period\": 1}}}",
+              "queue \"q\": field \"rate.limit\": is required");
+    parse_err("{\"q\": {\"rate\": {\"limit\": 1}}}",
+              "queue \"q\": field \"rate.period\": is required");
+    parse_err("{\"q\": {\"rate\": {\"limit\": -1, \"period\": 1}}}",
+              "field \"rate.limit\": is out of range");
     parse_err("{\"q\": {\"rate\": {\"limit\": 1, \"period\": \"soon\"}}}",
               "field \"rate.period\": \"soon\" is not a duration");
     parse_err("{\"q\": {\"rate\": {\"limit\": 1, \"period\": 0}}}",
@@ -235,7 +242,8 @@ static void throttle_parse_errors_name_queue_and_field(void **state)
               "field \"rate.period\": must be between 1 ms and 7 days");
     parse_err("{\"q\": {\"rate\": {\"limit\": 1, \"period\": 1, \"burst\": 2}}}",
               "field \"rate\": unknown field \"burst\"");
-    parse_err("{\"q\": {\"concurrency\": 1}, \"q\": {\"concurrency\": 2}}", "queue \"q\": given twice");
+    parse_err("{\"q\": {\"concurrency\": 1}, \"q\": {\"concurrency\": 2}}",
+              "queue \"q\": given twice");
 }
 
 /* ---- concurrency ---- */
