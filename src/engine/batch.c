@@ -532,8 +532,8 @@ void batch_render(const struct batch *b, struct sbuf *out)
 size_t engine_batch_list(struct engine *e, size_t offset, size_t limit,
                          void (*fn)(void *ctx, const struct batch *b), void *ctx)
 {
-    size_t i = 0;
-    for (const struct batch *b = e->batches.tail; b && i < offset + limit; b = b->prev, i++)
+    size_t i = 0, end = offset > SIZE_MAX - limit ? SIZE_MAX : offset + limit;
+    for (const struct batch *b = e->batches.tail; b && i < end; b = b->prev, i++)
         if (i >= offset)
             fn(ctx, b);
     return e->batches.count;

@@ -8,6 +8,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
+const http = require('node:http');
 const {
   withServer, startServer, makeJob, makeTempDir, removeDir, httpGet, parseUtc, requireFaktory, waitFor,
 } = require('../lib/spoold');
@@ -21,6 +22,23 @@ async function batchNew(c, def) {
 }
 
 const status = (c, bid) => c.cmdJSON('BATCH STATUS ' + bid);
+
+// One HTTP request with a JSON body; resolves {status, body}.
+function httpSend(port, method, urlPath, body) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? null : Buffer.from(JSON.stringify(body));
+    const headers = data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {};
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${urlPath}: no response within 5000 ms`)));
+    req.on('error', (e) => reject(new Error(`${method} ${urlPath}: ${e.message}`)));
+    if (data) req.write(data);
+    req.end();
+  });
+}
 
 function pick(s) {
   return {
@@ -182,6 +200,19 @@ test('GET /api/v1/batches lists batches newest first; /batches/{bid} shows one',
     assert.match(r.body, /b-nosuch/, 'the 404 names the bid');
     r = await httpGet(srv.httpPort, '/api/v1/batches?limit=x');
     assert.equal(r.status, 400);
+    r = await httpSend(srv.httpPort, 'POST', '/api/v1/batches', {});
+    assert.equal(r.status, 405, 'batches are created over FWP only');
+
+    // POST /api/v1/jobs follows the same joining rules as PUSH.
+    r = await httpSend(srv.httpPort, 'POST', '/api/v1/jobs', makeJob({ custom: { bid: bids[0] } }));
+    assert.equal(r.status, 202, r.body);
+    assert.equal((await status(c, bids[0])).total, 1, 'a job pushed over HTTP joins the batch');
+    r = await httpSend(srv.httpPort, 'POST', '/api/v1/jobs', makeJob({ custom: { bid: bids[1] } }));
+    assert.equal(r.status, 409, r.body);
+    assert.match(r.body, new RegExp(`batch ${bids[1]} is committed`));
+    r = await httpSend(srv.httpPort, 'POST', '/api/v1/jobs', makeJob({ custom: { bid: 'b-gone' } }));
+    assert.equal(r.status, 409, r.body);
+    assert.match(r.body, /unknown batch b-gone/);
   });
 });
 
