@@ -370,9 +370,10 @@ static char *callback_prepare(cJSON *cb, const char *bid, int which, int64_t now
     }
     if (cJSON_IsObject(custom)) {
         if (cJSON_GetObjectItemCaseSensitive(custom, "bid")) {
-            snprintf(err, JOB_ERR_MAX,
-                     "invalid %s callback: custom.bid is not allowed (a callback belongs to no batch)",
-                     cb_name[which]);
+            snprintf(
+                err, JOB_ERR_MAX,
+                "invalid %s callback: custom.bid is not allowed (a callback belongs to no batch)",
+                cb_name[which]);
             return NULL;
         }
         cJSON_DeleteItemFromObjectCaseSensitive(custom, "_bid");
@@ -681,7 +682,8 @@ int batch_apply(struct engine *e, int type, struct rec_reader *r)
     }
 }
 
-void batch_dump_defs(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len), void *ctx)
+void batch_dump_defs(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len),
+                     void *ctx)
 {
     /* Creation order: a parent is defined before its children. */
     for (const struct batch *b = e->batches.head; b; b = b->next) {

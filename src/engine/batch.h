@@ -144,7 +144,8 @@ void batch_tick(struct engine *e, int64_t now_ns);
 /* Applies REC_BATCH_NEW / REC_BATCH_STATE / REC_BATCH_DEL; 0 or -1 (undecodable). */
 int batch_apply(struct engine *e, int type, struct rec_reader *r);
 /* Snapshot: definitions (before the jobs), then states (after them). */
-void batch_dump_defs(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len), void *ctx);
+void batch_dump_defs(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len),
+                     void *ctx);
 void batch_dump_states(struct engine *e, void (*out)(void *ctx, const void *rec, size_t len),
                        void *ctx);
 

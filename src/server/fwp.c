@@ -758,11 +758,14 @@ static void cmd_batch(struct conn *c, char *arg, size_t len)
     int64_t now = server_now();
     if (sub == 0) {
         if (!restlen) {
-            conn_reply_err(c, "BATCH NEW needs a JSON object: BATCH NEW {\"success\":{...},\"complete\":{...}}");
+            conn_reply_err(c, "BATCH NEW needs a JSON object: "
+                              "BATCH NEW {\"success\":{...},\"complete\":{...}}");
             return;
         }
         if (restlen > 2 * srv->cfg.max_job) {
-            conn_reply_err(c, "batch definition too large: %zu bytes, over the limit of %zu bytes (twice --max-job-size)",
+            conn_reply_err(c,
+                           "batch definition too large: %zu bytes, over the limit of %zu bytes "
+                           "(twice --max-job-size)",
                            restlen, 2 * srv->cfg.max_job);
             return;
         }

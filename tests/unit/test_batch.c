@@ -134,7 +134,8 @@ static int try_push(const char *jid, const char *bid, const char *extra)
 {
     char json[2048], err[JOB_ERR_MAX];
     snprintf(json, sizeof json,
-             "{\"jid\":\"%s\",\"jobtype\":\"Work\",\"args\":[1],\"queue\":\"q\",\"custom\":{\"bid\":\"%s\"%s%s}}",
+             "{\"jid\":\"%s\",\"jobtype\":\"Work\",\"args\":[1],\"queue\":\"q\",\"custom\":{"
+             "\"bid\":\"%s\"%s%s}}",
              jid, bid, extra ? "," : "", extra ? extra : "");
     struct job *job = NULL;
     if (job_parse(json, strlen(json), clock_ns, &job, err) != 0)
@@ -226,7 +227,8 @@ static struct engine *replay_range(size_t upto)
     char err[128];
     for (size_t i = 0; i < upto; i++)
         if (engine_apply(r, rec_log.recs[i], rec_log.lens[i], err, sizeof err) != 0)
-            fail_msg("record %zu (type %u) does not apply: %s", i, (unsigned)rec_log.recs[i][0], err);
+            fail_msg("record %zu (type %u) does not apply: %s", i, (unsigned)rec_log.recs[i][0],
+                     err);
     assert_int_equal(r->replay_skipped, 0);
     return r;
 }
@@ -235,7 +237,8 @@ static void dump_out(void *ctx, const void *rec, size_t len)
 {
     char err[128];
     if (engine_apply(ctx, rec, len, err, sizeof err) != 0)
-        fail_msg("dump record (type %u) does not apply: %s", (unsigned)((const unsigned char *)rec)[0], err);
+        fail_msg("dump record (type %u) does not apply: %s",
+                 (unsigned)((const unsigned char *)rec)[0], err);
 }
 
 static struct engine *dump_copy(struct engine *from)
@@ -260,9 +263,10 @@ static void assert_same_batches(struct engine *a, struct engine *b)
             fail_msg("batch %s is missing from the rebuilt engine", x->bid);
         if (!same_str(x->parent_bid, y->parent_bid) || !same_str(x->description, y->description) ||
             x->created_at_ns != y->created_at_ns || x->updated_at_ns != y->updated_at_ns ||
-            x->is_committed != y->is_committed || x->total != y->total || x->pending != y->pending ||
-            x->failed != y->failed || x->st[0] != y->st[0] || x->st[1] != y->st[1] ||
-            x->nlive != y->nlive || x->children_incomplete != y->children_incomplete ||
+            x->is_committed != y->is_committed || x->total != y->total ||
+            x->pending != y->pending || x->failed != y->failed || x->st[0] != y->st[0] ||
+            x->st[1] != y->st[1] || x->nlive != y->nlive ||
+            x->children_incomplete != y->children_incomplete ||
             x->children_unsucceeded != y->children_unsucceeded ||
             x->nchildren_held != y->nchildren_held || (x->parent == NULL) != (y->parent == NULL) ||
             !same_str(x->cb_json[0], y->cb_json[0]) || !same_str(x->cb_json[1], y->cb_json[1]))
@@ -299,7 +303,7 @@ static void batch_jobs_join_and_success_fires_once_after_commit(void **state)
     expect_callbacks(E, "");
     assert_int_equal(engine_batch_commit(E, "b-one", clock_ns), 0);
     expect_counts("b-one", 2, 0, 0, BATCH_ST_ENQUEUED, BATCH_ST_ENQUEUED);
-    expect_callbacks(E, "Ran Ok"); /* complete is queued first */
+    expect_callbacks(E, "Ran Ok");                                  /* complete is queued first */
     assert_int_equal(engine_batch_commit(E, "b-one", clock_ns), 0); /* repeated: no new fire */
     engine_tick(E, clock_ns + SEC);
     expect_callbacks(E, "Ran Ok");
@@ -345,7 +349,8 @@ static void batch_job_that_dies_or_expires_counts_as_failed(void **state)
     assert_int_equal(try_push("j-ccccccc1", "b-drop", "\"expires_in\":5"), 0);
     char json[256], err[JOB_ERR_MAX];
     snprintf(json, sizeof json,
-             "{\"jid\":\"j-ccccccc2\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\",\"retry\":0,\"custom\":{\"bid\":\"b-drop\"}}");
+             "{\"jid\":\"j-ccccccc2\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\",\"retry\":0,"
+             "\"custom\":{\"bid\":\"b-drop\"}}");
     struct job *job;
     assert_int_equal(job_parse(json, strlen(json), clock_ns, &job, err), 0);
     assert_int_equal(engine_push(E, job, clock_ns), 0);
@@ -401,19 +406,24 @@ static void batch_unknown_bids_and_bad_definitions_are_refused(void **state)
         const char *json, *err;
     } bad[] = {
         {"[1]", "invalid BATCH NEW: not a JSON object"},
-        {"{\"description\":\"x\"}", "invalid BATCH NEW: a batch needs a \"success\" or \"complete\" callback job"},
-        {"{\"success\":{\"jobtype\":\"X\"}}", "invalid success callback: jobs must have an args parameter"},
+        {"{\"description\":\"x\"}",
+         "invalid BATCH NEW: a batch needs a \"success\" or \"complete\" callback job"},
+        {"{\"success\":{\"jobtype\":\"X\"}}",
+         "invalid success callback: jobs must have an args parameter"},
         {"{\"complete\":[1]}", "invalid complete callback: must be a job object"},
         {"{\"success\":{\"jobtype\":\"X\",\"args\":[],\"custom\":{\"bid\":\"b-x\"}}}",
          "invalid success callback: custom.bid is not allowed (a callback belongs to no batch)"},
-        {"{\"parent_bid\":\"b-nosuch\",\"success\":{\"jobtype\":\"X\",\"args\":[]}}", "unknown parent batch b-nosuch"},
-        {"{\"parent_bid\":3,\"success\":{\"jobtype\":\"X\",\"args\":[]}}", "invalid BATCH NEW: \"parent_bid\" must be a string"},
+        {"{\"parent_bid\":\"b-nosuch\",\"success\":{\"jobtype\":\"X\",\"args\":[]}}",
+         "unknown parent batch b-nosuch"},
+        {"{\"parent_bid\":3,\"success\":{\"jobtype\":\"X\",\"args\":[]}}",
+         "invalid BATCH NEW: \"parent_bid\" must be a string"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = '\0';
         int rc = engine_batch_new(E, "b-bad", bad[i].json, strlen(bad[i].json), clock_ns, err);
         if (rc == 0 || strcmp(err, bad[i].err) != 0)
-            fail_msg("BATCH NEW %s: want error \"%s\", got %d \"%s\"", bad[i].json, bad[i].err, rc, err);
+            fail_msg("BATCH NEW %s: want error \"%s\", got %d \"%s\"", bad[i].json, bad[i].err, rc,
+                     err);
     }
     assert_int_equal(E->batches.count, 0);
     assert_int_equal(rec_log.n, 0); /* refused commands change nothing */
@@ -433,7 +443,8 @@ static void batch_parent_fires_after_its_children(void **state)
     assert_int_equal(engine_batch_commit(E, "b-parent", clock_ns), 0);
     char err[JOB_ERR_MAX];
     const char *late = "{\"parent_bid\":\"b-parent\",\"success\":{\"jobtype\":\"X\",\"args\":[]}}";
-    assert_int_equal(engine_batch_new(E, "b-late", late, strlen(late), clock_ns, err), ENGINE_EBATCH_CLOSED);
+    assert_int_equal(engine_batch_new(E, "b-late", late, strlen(late), clock_ns, err),
+                     ENGINE_EBATCH_CLOSED);
     run_ok("j-fffffff1");
     expect_counts("b-parent", 1, 0, 0, 0, 0); /* its own jobs are done; the child is not */
     expect_callbacks(E, "");
@@ -496,7 +507,8 @@ static void batch_flush_drops_batches(void **state)
 /* Counts the callback jobs an engine holds anywhere (queue cb or working). */
 static void expect_callback_jobs(struct engine *e, int want)
 {
-    int n = (strmap_get(&e->jobs, "b-rs-complete") != NULL) + (strmap_get(&e->jobs, "b-rs-success") != NULL);
+    int n = (strmap_get(&e->jobs, "b-rs-complete") != NULL) +
+            (strmap_get(&e->jobs, "b-rs-success") != NULL);
     assert_int_equal(n, want);
     assert_int_equal(qsize(e, "cb"), (size_t)want);
 }
@@ -564,16 +576,17 @@ static void batch_restart_mid_batch_fires_callbacks_exactly_once(void **state)
 
 static void batch_render_has_the_status_shape(void **state)
 {
-    batch_new("b-json", "\"description\":\"say \\\"hi\\\"\",\"success\":{\"jobtype\":\"X\",\"args\":[]}");
+    batch_new("b-json",
+              "\"description\":\"say \\\"hi\\\"\",\"success\":{\"jobtype\":\"X\",\"args\":[]}");
     push("j-jjjjjjj1", "b-json");
     struct sbuf out;
     sbuf_init(&out);
     batch_render(get("b-json"), &out);
     sbuf_add(&out, "", 1);
-    assert_string_equal(out.buf,
-                        "{\"bid\":\"b-json\",\"parent_bid\":null,\"description\":\"say \\\"hi\\\"\","
-                        "\"created_at\":\"2024-03-01T00:00:00Z\",\"committed\":false,\"total\":1,"
-                        "\"pending\":1,\"failed\":0,\"complete_st\":\"\",\"success_st\":\"\"}");
+    assert_string_equal(
+        out.buf, "{\"bid\":\"b-json\",\"parent_bid\":null,\"description\":\"say \\\"hi\\\"\","
+                 "\"created_at\":\"2024-03-01T00:00:00Z\",\"committed\":false,\"total\":1,"
+                 "\"pending\":1,\"failed\":0,\"complete_st\":\"\",\"success_st\":\"\"}");
     sbuf_release(&out);
 }
 
