@@ -47,6 +47,8 @@ void engine_config_defaults(struct engine_config *cfg)
     cfg->worker_ttl_ns = 60 * NS_PER_S;
     cfg->seed = 0x2545F491u;
     cfg->finished_max = 10000;
+    cfg->batch_ttl_ns = (int64_t)BATCH_DEFAULT_TTL_S * NS_PER_S;
+    cfg->batch_max = BATCH_DEFAULT_MAX;
 }
 
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_hooks *hooks)
@@ -63,6 +65,7 @@ struct engine *engine_new(const struct engine_config *cfg, const struct engine_h
     strmap_init(&e->finished);
     strmap_init(&e->cron_last);
     strmap_init(&e->throttles);
+    batch_set_init(&e->batches);
     tset_init(&e->scheduled);
     tset_init(&e->retries);
     tset_init(&e->dead);
@@ -136,6 +139,7 @@ void engine_free(struct engine *e)
     if (!e)
         return;
     drop_all_jobs(e);
+    batch_set_release(&e->batches);
     strmap_release(&e->unique);
     drop_all_finished(e);
     strmap_release(&e->finished);
@@ -271,6 +275,8 @@ const char *engine_unique_holder(struct engine *e, const struct job *job, int64_
 /* Drops a job the engine no longer holds (the caller has unplaced and recorded it). */
 static void forget(struct engine *e, struct job *job)
 {
+    if (job->batch)
+        batch_job_gone(e, job);
     unique_release(e, job);
     strmap_del(&e->jobs, job->jid);
     job_free(job);
@@ -570,12 +576,18 @@ int engine_push(struct engine *e, struct job *job, int64_t now_ns)
             return 1;
         return ENGINE_EEXIST;
     }
+    struct batch *batch;
+    int brc = batch_admit(e, job, &batch);
+    if (brc != 0)
+        return brc;
     if (job->unique_key && job->unique_for_s > 0) {
         if (unique_holder(e, job, now_ns))
             return ENGINE_ENOTUNIQUE;
         unique_acquire(e, job, now_ns + (int64_t)job->unique_for_s * NS_PER_S);
     }
     strmap_put(&e->jobs, job->jid, job);
+    if (batch)
+        batch_join(e, job, batch);
     if (job->at_ns > now_ns) {
         job->state = JOB_SCHEDULED;
         tset_insert(&e->scheduled, &job->tnode, job->at_ns);
@@ -627,6 +639,7 @@ int engine_ack(struct engine *e, const char *jid, int64_t now_ns)
     today(e, now_ns)->processed++;
     emit_del(e, job->jid, RECDEL_ACKED, now_ns);
     finished_note(e, job->jid, TRACK_SUCCESS, job->track, now_ns);
+    batch_job_acked(e, job, now_ns);
     forget(e, job);
     throttle_room(e, t, now_ns);
     return 0;
@@ -646,6 +659,7 @@ static void fail_job(struct engine *e, struct job *job, const char *errtype, con
                      const char *backtrace_json, int is_expiry, int64_t now_ns)
 {
     count_failure(e, now_ns);
+    int is_first = job->failure == NULL;
     job_record_failure(job, errtype, message, backtrace_json, now_ns);
     if (job->retry != 0 && job->failure->retry_count < job->retry) {
         int64_t at = now_ns + job_backoff_s(job->failure->retry_count, next_rand(e) % 30) * NS_PER_S;
@@ -660,6 +674,8 @@ static void fail_job(struct engine *e, struct job *job, const char *errtype, con
         rec_encode_fail(&e->recbuf, job, now_ns, is_expiry, &pl);
         emit(e);
     }
+    if (is_first)
+        batch_job_failed(e, job, now_ns);
     if (job->state == JOB_DEAD) {
         trim_dead(e, now_ns);
     } else if (job->state == JOB_NEW) {
@@ -1029,6 +1045,7 @@ void engine_flush(struct engine *e)
         emit(e);
     }
     drop_all_jobs(e);
+    batch_set_release(&e->batches);
     drop_all_finished(e);
     e->processed = e->failures = 0;
     e->dead_dropped = e->expired_reservations = e->expired_jobs = 0;
@@ -1109,6 +1126,7 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
         free(reaped[i]);
     }
     free(reaped);
+    batch_tick(e, now_ns);
 
     int64_t next = now_ns + NS_PER_S;
     struct tset *sets[] = {&e->scheduled, &e->retries, &e->working, &e->dead};
@@ -1181,11 +1199,23 @@ static int apply_add(struct engine *e, struct rec_reader *r)
         return -1;
     }
     struct job *old = strmap_get(&e->jobs, job->jid);
-    if (old) { /* the newer record wins */
+    struct batch *kept = NULL;
+    if (old) { /* the newer record wins; it stays in the batch the older one joined */
+        kept = old->batch;
+        old->batch = NULL;
         unplace(e, old);
         forget(e, old);
     }
     strmap_put(&e->jobs, job->jid, job);
+    if (kept) {
+        job->batch = kept;
+    } else {
+        struct batch *b = NULL;
+        char *bid = batch_bid_of(job);
+        if (bid && (b = batch_find(e, bid)))
+            batch_join(e, job, b);
+        free(bid);
+    }
     if (job->unique_for_s > 0 && job_unique_key_derive(job) == 0 && lock_until_ns)
         unique_acquire(e, job, lock_until_ns);
     place(e, job, &pl);
@@ -1280,14 +1310,17 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
                 e->replay_skipped++;
             } else {
                 unplace(e, job);
+                int is_first = job->failure == NULL;
                 job_failure_free(job->failure);
                 job->failure = f;
                 f = NULL;
+                if (pl.state != JOB_NEW)
+                    place(e, job, &pl);
+                if (is_first)
+                    batch_job_failed(e, job, now);
                 if (pl.state == JOB_NEW) {
                     finished_note(e, job->jid, TRACK_FAILED, job->track, now);
                     forget(e, job);
-                } else {
-                    place(e, job, &pl);
                 }
             }
         }
@@ -1316,6 +1349,8 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
             }
             if (job) {
                 unplace(e, job);
+                if (why == RECDEL_ACKED)
+                    batch_job_acked(e, job, now);
                 forget(e, job);
             } else {
                 e->replay_skipped++;
@@ -1344,6 +1379,7 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
     }
     case REC_FLUSH:
         drop_all_jobs(e);
+        batch_set_release(&e->batches);
         drop_all_finished(e);
         e->processed = e->failures = 0;
         e->dead_dropped = e->expired_reservations = e->expired_jobs = 0;
@@ -1351,6 +1387,9 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
         break;
     case REC_COUNTERS: apply_counters(e, &r); rc = r.is_bad ? -1 : 0; break;
     case REC_TRACK: rc = apply_track(e, &r); break;
+    case REC_BATCH_NEW:
+    case REC_BATCH_STATE:
+    case REC_BATCH_DEL: rc = batch_apply(e, type, &r); break;
     case REC_CRON: {
         char *name = rec_get_str(&r, NULL);
         int64_t slot = rec_get_i64(&r);
@@ -1418,6 +1457,8 @@ void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_
     }
     rec_put_i64(b, (int64_t)e->expired_jobs); /* optional trailing field */
     out(ctx, b->buf, b->len);
+    /* Batches are defined before their jobs join them, and get their counts after. */
+    batch_dump_defs(e, out, ctx);
 
     const char *key;
     void *val;
@@ -1438,6 +1479,7 @@ void engine_dump(struct engine *e, void (*out)(void *ctx, const void *rec, size_
     tset_walk(&e->retries, dump_set_member, &d);
     tset_walk(&e->dead, dump_set_member, &d);
     tset_walk(&e->working, dump_set_member, &d);
+    batch_dump_states(e, out, ctx);
     for (size_t i = 0; strmap_next(&e->cron_last, &i, &key, &val);) {
         sbuf_reset(b);
         rec_encode_cron(b, key, *(int64_t *)val);

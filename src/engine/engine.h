@@ -26,6 +26,7 @@
 #include "common/sbuf.h"
 #include "common/strmap.h"
 #include "common/tset.h"
+#include "engine/batch.h"
 #include "engine/job.h"
 #include "engine/throttle.h"
 
@@ -35,7 +36,10 @@
     X(ENGINE_EEXIST, -2, "jid already in use by a different job") \
     X(ENGINE_EUNKNOWN_WORKER, -3, "unknown worker") \
     X(ENGINE_EBADARG, -4, "bad argument") \
-    X(ENGINE_ENOTUNIQUE, -5, "a job with the same jobtype, args and queue holds the unique lock")
+    X(ENGINE_ENOTUNIQUE, -5, "a job with the same jobtype, args and queue holds the unique lock") \
+    X(ENGINE_EBATCH_UNKNOWN, -6, "no such batch") \
+    X(ENGINE_EBATCH_CLOSED, -7, "the batch is committed") \
+    X(ENGINE_EBATCH_DONE, -8, "the batch has completed")
 
 enum engine_error {
 #define X(name, value, text) name = value,
@@ -51,9 +55,11 @@ struct engine_config {
     int64_t worker_ttl_ns;  /* a process silent this long is reaped */
     uint32_t seed;          /* backoff jitter; tests fix it */
     size_t finished_max;    /* finished jids TRACK GET remembers (0 = none) */
+    int64_t batch_ttl_ns;   /* a batch idle this long, with no job left, is pruned */
+    size_t batch_max;       /* beyond this many, the longest idle prunable batches go */
 };
 
-/* Defaults: 100,000 dead jobs, 180 days, 60 s, 10,000 finished jids. */
+/* Defaults: 100,000 dead jobs, 180 days, 60 s, 10,000 finished jids, batches 30 days / 100,000. */
 void engine_config_defaults(struct engine_config *cfg);
 
 enum worker_state { WORKER_RUNNING = 0, WORKER_QUIET, WORKER_TERMINATE };
@@ -152,6 +158,7 @@ struct engine {
     struct strmap cron_last; /* cron entry name -> int64_t *, last slot fired (REC_CRON) */
     struct strmap throttles; /* queue name -> struct throttle (configuration, not journaled) */
     struct finished_job *finished_head, *finished_tail; /* oldest first */
+    struct batch_set batches; /* engine/batch.h */
     struct day_stats history[ENGINE_HISTORY_DAYS];
     uint32_t rng;
     struct sbuf scratch;

@@ -216,7 +216,7 @@ struct features {
     int is_until_start;
 };
 
-/* Reads custom.expires_at / expires_in / unique_for / unique_until (docs/features.md). */
+/* Reads custom.expires_at / expires_in / unique_for / unique_until, checks custom.bid (docs/features.md). */
 static int parse_features(cJSON *custom, int64_t now_ns, struct features *ft, char *err)
 {
     memset(ft, 0, sizeof *ft);
@@ -255,6 +255,11 @@ static int parse_features(cJSON *custom, int64_t now_ns, struct features *ft, ch
             return -1;
         }
         ft->unique_for_s = (int)ceil(uf->valuedouble);
+    }
+    cJSON *bid = cJSON_GetObjectItemCaseSensitive(custom, "bid");
+    if (bid && !cJSON_IsNull(bid) && (!cJSON_IsString(bid) || !*bid->valuestring)) {
+        snprintf(err, JOB_ERR_MAX, "invalid custom.bid: must be the batch id BATCH NEW returned");
+        return -1;
     }
     cJSON *uu = cJSON_GetObjectItemCaseSensitive(custom, "unique_until");
     if (uu && !cJSON_IsNull(uu)) {

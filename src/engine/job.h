@@ -20,6 +20,8 @@
 #include "common/sbuf.h"
 #include "common/tset.h"
 
+struct batch;
+
 #define JOB_DEFAULT_RETRY 25
 #define JOB_DEFAULT_RESERVE_S 1800
 #define JOB_MIN_RESERVE_S 60
@@ -74,6 +76,7 @@ struct job {
     char *unique_key;          /* jobtype, queue and args when unique_for_s > 0 */
     int64_t unique_until_ns;   /* lock expiry while the engine holds the lock, else 0 */
     struct job_track *track;   /* TRACK SET progress, or NULL */
+    struct batch *batch;       /* the batch custom.bid joined (engine/batch.h), or NULL */
 
     /* Engine bookkeeping: where the job is. */
     enum job_state state;

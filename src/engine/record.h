@@ -33,6 +33,21 @@ enum record_type {
     REC_COUNTERS = 7, /* absolute counters and per-day history (snapshots) */
     REC_TRACK = 8,    /* a job's TRACK SET progress (percent, desc, time) */
     REC_CRON = 9,     /* a cron entry fired a slot (name, slot time); docs/cron.md */
+    /*
+     * Batches (engine/batch.h), added after types 1..9 without changing them:
+     * REC_BATCH_NEW: bid, parent_bid (or none), description (or none),
+     *   created_at (i64), success callback JSON (or none), complete callback
+     *   JSON (or none).
+     * REC_BATCH_STATE: bid, committed (u8), total, pending, failed (i64 each),
+     *   complete and success callback states (u8 each: 0, 1, 2), updated_at
+     *   (i64). Absolute values: written at COMMIT, OPEN, each fired callback
+     *   and in snapshots after the jobs.
+     * REC_BATCH_DEL: bid (a batch pruned).
+     * Job counts between them come from the jobs' own records (batch.h).
+     */
+    REC_BATCH_NEW = 10,
+    REC_BATCH_STATE = 11,
+    REC_BATCH_DEL = 12,
 };
 
 enum record_queue_op { RECQ_PAUSE = 1, RECQ_RESUME = 2, RECQ_REMOVE = 3, RECQ_CREATE = 4 };

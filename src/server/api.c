@@ -723,6 +723,63 @@ static void api_worker_signal(struct server *srv, struct evhttp_request *req, co
     sbuf_release(&b);
 }
 
+/* ---- batches ---- */
+
+static void batch_page_add(void *ctx, const struct batch *b)
+{
+    struct page *p = ctx;
+    if (p->n++)
+        sbuf_adds(&p->out, ",");
+    batch_render(b, &p->out);
+}
+
+/* GET /batches?offset=&limit=: {"total":n,"batches":[...]}, newest first. */
+static void api_batches(struct server *srv, struct evhttp_request *req)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (query && evhttp_parse_query_str(query, &q) != 0) {
+        evhttp_clear_headers(&q);
+        reply_error(req, 400, "malformed query string");
+        return;
+    }
+    const char *offset_s = evhttp_find_header(&q, "offset");
+    const char *limit_s = evhttp_find_header(&q, "limit");
+    size_t offset = 0, limit = API_DEFAULT_LIMIT;
+    const char *bad = NULL;
+    if (offset_s && parse_count(offset_s, SIZE_MAX, &offset) != 0)
+        bad = "offset must be a whole number of at least 0";
+    else if (limit_s && parse_count(limit_s, API_MAX_LIMIT, &limit) != 0)
+        bad = "limit must be a whole number of at least 0";
+    evhttp_clear_headers(&q);
+    if (bad) {
+        reply_error(req, 400, "%s", bad);
+        return;
+    }
+    struct page p = {.n = 0};
+    sbuf_init(&p.out);
+    sbuf_adds(&p.out, "{\"batches\":[");
+    size_t total = engine_batch_list(srv->engine, offset, limit, batch_page_add, &p);
+    sbuf_addf(&p.out, "],\"total\":%zu}", total);
+    reply_json(req, 200, &p.out);
+    sbuf_release(&p.out);
+}
+
+static void api_batch_get(struct server *srv, struct evhttp_request *req, const char *bid)
+{
+    struct batch *b = batch_find(srv->engine, bid);
+    if (!b) {
+        reply_error(req, 404, "no batch with bid %.200s", bid);
+        return;
+    }
+    struct sbuf out;
+    sbuf_init(&out);
+    batch_render(b, &out);
+    reply_json(req, 200, &out);
+    sbuf_release(&out);
+}
+
 /* ---- routing ---- */
 
 static void method_not_allowed(struct evhttp_request *req, const char *allow)
@@ -824,6 +881,13 @@ static void route(struct server *srv, struct evhttp_request *req, char **seg, in
             method_not_allowed(req, "POST");
         else if (change_allowed(srv, req, 0)) /* configuration is not journaled */
             api_config_reload(srv, req);
+    } else if (!strcmp(top, "batches") && (n == 1 || n == 2)) {
+        if (!is_get)
+            method_not_allowed(req, "GET");
+        else if (n == 1)
+            api_batches(srv, req);
+        else
+            api_batch_get(srv, req, seg[1]);
     } else if (!strcmp(top, "workers") && n == 1) {
         if (!is_get)
             method_not_allowed(req, "GET");

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <math.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -689,9 +690,125 @@ static void cmd_workers(struct conn *c, char *arg, size_t len)
     sbuf_release(&b);
 }
 
+/* A new batch id: "b-" and 20 random characters (about 119 bits). */
+static int make_bid(char out[32])
+{
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    unsigned char rnd[20];
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return -1;
+    memcpy(out, "b-", 2);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        out[2 + i] = alphabet[rnd[i] % 62];
+    out[2 + sizeof rnd] = '\0';
+    return 0;
+}
+
+/* The bid argument of OPEN/COMMIT/STATUS, NUL-terminated in the line buffer; NULL when bad. */
+static const char *bid_arg(struct conn *c, const char *sub, char *arg, size_t len)
+{
+    if (!len || memchr(arg, ' ', len) || memchr(arg, '\0', len)) {
+        conn_reply_err(c, "BATCH %s needs a batch id: BATCH %s <bid>", sub, sub);
+        return NULL;
+    }
+    arg[len] = '\0';
+    return arg;
+}
+
+static void batch_reply_bid(struct conn *c, const char *bid, uint64_t seq)
+{
+    reply_bulk_durable(c, bid, strlen(bid), seq);
+}
+
+static void batch_err(struct conn *c, int rc, const char *bid)
+{
+    if (rc == ENGINE_EBATCH_UNKNOWN)
+        conn_reply_err(c, "unknown batch %.100s", bid);
+    else if (rc == ENGINE_EBATCH_DONE)
+        conn_reply_err(c, "batch %.100s has completed and cannot be reopened", bid);
+    else
+        conn_reply_err(c, "batch %.100s: %s", bid, engine_strerror(rc));
+}
+
+/*
+ * BATCH NEW <json> -> bid | OPEN <bid> -> bid | COMMIT <bid> -> OK | STATUS <bid> -> JSON
+ * (Faktory Enterprise's shapes; docs/features.md "Batches").
+ */
 static void cmd_batch(struct conn *c, char *arg, size_t len)
 {
-    conn_reply_err(c, "batch subsystem is not available in this version of spool");
+    struct server *srv = c->srv;
+    char *sp = memchr(arg, ' ', len);
+    size_t sublen = sp ? (size_t)(sp - arg) : len;
+    char *rest = sp ? sp + 1 : arg + len;
+    size_t restlen = sp ? len - sublen - 1 : 0;
+    static const char *const subs[] = {"NEW", "OPEN", "COMMIT", "STATUS"};
+    int sub = -1;
+    for (int i = 0; i < 4; i++)
+        if (strlen(subs[i]) == sublen && strncasecmp(arg, subs[i], sublen) == 0)
+            sub = i;
+    if (sub < 0) {
+        conn_reply_err(c, "no such BATCH subcommand: %.*s (NEW, OPEN, COMMIT or STATUS)",
+                       (int)(sublen > 100 ? 100 : sublen), arg);
+        return;
+    }
+    if (sub != 3 && srv->is_readonly) {
+        conn_reply_err(c, "changes are refused: the journal failed (%s)", srv->readonly_reason);
+        return;
+    }
+    int64_t now = server_now();
+    if (sub == 0) {
+        if (!restlen) {
+            conn_reply_err(c, "BATCH NEW needs a JSON object: "
+                              "BATCH NEW {\"success\":{...},\"complete\":{...}}");
+            return;
+        }
+        if (restlen > 2 * srv->cfg.max_job) {
+            conn_reply_err(c,
+                           "batch definition too large: %zu bytes, over the limit of %zu bytes "
+                           "(twice --max-job-size)",
+                           restlen, 2 * srv->cfg.max_job);
+            return;
+        }
+        char bid[32], err[JOB_ERR_MAX];
+        int rc = ENGINE_EEXIST;
+        for (int tries = 0; tries < 3 && rc == ENGINE_EEXIST; tries++) {
+            if (make_bid(bid) != 0) {
+                conn_reply_err(c, "cannot make a batch id: no randomness available");
+                return;
+            }
+            rc = engine_batch_new(srv->engine, bid, rest, restlen, now, err);
+        }
+        if (rc != 0) {
+            conn_reply_err(c, "%s", err);
+            return;
+        }
+        batch_reply_bid(c, bid, server_commit(srv));
+        return;
+    }
+    const char *bid = bid_arg(c, subs[sub], rest, restlen);
+    if (!bid)
+        return;
+    if (sub == 3) {
+        struct batch *b = batch_find(srv->engine, bid);
+        if (!b) {
+            batch_err(c, ENGINE_EBATCH_UNKNOWN, bid);
+            return;
+        }
+        struct sbuf out;
+        sbuf_init(&out);
+        batch_render(b, &out);
+        conn_reply_bulk(c, out.buf, out.len);
+        sbuf_release(&out);
+        return;
+    }
+    int rc = sub == 1 ? engine_batch_open(srv->engine, bid, now)
+                      : engine_batch_commit(srv->engine, bid, now);
+    if (rc != 0)
+        batch_err(c, rc, bid);
+    else if (sub == 1)
+        batch_reply_bid(c, bid, server_commit(srv));
+    else
+        reply_ok(c, server_commit(srv));
 }
 
 /* TRACK SET {"jid","percent","desc","reserve_until"}: progress, and a longer reservation. */
@@ -819,7 +936,7 @@ static const struct command commands[] = {
     {"END", cmd_end, NULL, 0},
     {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name...", 1},
     {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1},
-    {"BATCH", cmd_batch, NULL, 0},
+    {"BATCH", cmd_batch, "a subcommand: BATCH NEW {...} | OPEN <bid> | COMMIT <bid> | STATUS <bid>", 0},
     {"TRACK", cmd_track, "a subcommand: TRACK GET <jid> | TRACK SET {\"jid\":\"...\",\"percent\":N}", 0},
     {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0},
     {"WORKERS", cmd_workers, NULL, 0},

@@ -68,6 +68,19 @@ int server_push(struct server *srv, struct job *job, char *err)
         job_free(job);
         return PUSH_NOT_UNIQUE;
     }
+    if (rc == ENGINE_EBATCH_UNKNOWN || rc == ENGINE_EBATCH_CLOSED) {
+        char *bid = batch_bid_of(job);
+        if (rc == ENGINE_EBATCH_UNKNOWN)
+            snprintf(err, JOB_ERR_MAX, "unknown batch %.100s in custom.bid: create one with BATCH NEW",
+                     bid ? bid : "?");
+        else
+            snprintf(err, JOB_ERR_MAX,
+                     "batch %.100s is committed: BATCH OPEN it before pushing more jobs into it",
+                     bid ? bid : "?");
+        free(bid);
+        job_free(job);
+        return PUSH_BATCH;
+    }
     snprintf(err, JOB_ERR_MAX, "jid %.100s is already in use by a different job", job->jid);
     job_free(job);
     return PUSH_JID_IN_USE;

@@ -90,6 +90,7 @@ enum push_result {
     PUSH_INVALID = -1,    /* too large: refused */
     PUSH_JID_IN_USE = -2, /* the jid belongs to a different job the server holds */
     PUSH_NOT_UNIQUE = -3, /* a unique lock on jobtype + args + queue is held; err starts "NOTUNIQUE " */
+    PUSH_BATCH = -4,      /* custom.bid names no batch, or a committed one */
 };
 
 /*

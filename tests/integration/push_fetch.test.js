@@ -253,10 +253,10 @@ test('a job fetched on one connection can be ACKed or FAILed on another (pooled 
   });
 });
 
-test('BATCH is answered with an error for now (TRACK: see features.test.js)', async () => {
+test('a BATCH error leaves the connection usable (batches: see batch.test.js)', async () => {
   await withServer(async (srv) => {
     const c = await srv.connect();
-    await c.err('BATCH NEW {}', /^ERR /);
+    await c.err('BATCH NEW {}', /^ERR invalid BATCH NEW: a batch needs a "success" or "complete" callback job/);
     assert.ok((await c.info()).server, 'the connection stays usable');
   });
 });
