@@ -173,6 +173,27 @@ test('the connection limits hold under TLS: handshake deadline, line timeout, ma
   });
 });
 
+test('--max-output holds under TLS: a client that stops reading is cut off, others are served', async () => {
+  await withServer({ args: [...tlsArgs(), '--max-output', '65536'] }, async (srv) => {
+    const other = await tlsConnect(srv);
+    await readGreeting(other);
+    await sendHello(other);
+    const hog = await tlsConnect(srv);
+    await readGreeting(hog);
+    await sendHello(hog);
+    const base = (await other.info()).server.connections;
+    hog.socket.pause(); // stop reading: the replies pile up in the kernel, then in spoold
+    const burst = Buffer.from('INFO\r\n'.repeat(20000));
+    for (let k = 0; k < 5; k++) hog.send(burst);
+    const info = await other.info();
+    assert.ok(info.server.used_memory_mb < 512, `spoold memory should stay bounded, used_memory_mb=${info.server.used_memory_mb}`);
+    await waitFor(async () => (await other.info()).server.connections < base,
+      { timeoutMs: 20000, intervalMs: 100, what: `spoold to drop the TLS client that does not read (connections < ${base})` });
+    hog.destroy();
+    other.close();
+  });
+});
+
 test('--tls-ca requires a client certificate from that CA', async () => {
   await withServer({ args: [...tlsArgs(), '--tls-ca', file('ca.pem')] }, async (srv) => {
     // Without a certificate: TLS 1.3 reports the refusal on the first read, so read.
