@@ -58,7 +58,7 @@ const char *spool_version(void);
  * -errno. New codes are only ever appended. */
 #define SPOOL_ERRORS(X)                                                              \
     X(SPOOL_EURL, -1001, "bad URL")                                                  \
-    X(SPOOL_ETLS, -1002, "TLS error (handshake or certificate verification failed)") \
+    X(SPOOL_ETLS, -1002, "TLS error")                                                \
     X(SPOOL_ESERVER, -1003, "the server replied with an error")                      \
     X(SPOOL_EPROTO, -1004, "protocol error: unexpected reply from the server")       \
     X(SPOOL_EAUTH, -1005, "authentication failed")                                   \
@@ -350,7 +350,7 @@ typedef struct spool_worker_config {
 
 /* A new, idle worker. The config is copied (strings too). The wid is a
  * random hex string made here (spool_worker_wid). Returns 0 and *out (owner:
- * caller, spool_worker_free), or SPOOL_EARG/SPOOL_EURL/SPOOL_ETLS/-ENOMEM
+ * caller, spool_worker_free), or SPOOL_EARG/SPOOL_EURL/-ENOMEM
  * (reason in spool_client_error(NULL)). Does no I/O. */
 int spool_worker_new(const spool_worker_config *cfg, spool_worker **out);
 
@@ -366,7 +366,7 @@ int spool_worker_use_push(spool_worker *w, spool_push_middleware fn, void *ud);
 
 /* Runs the worker on the calling thread until it stops: by spool_worker_stop,
  * by a "terminate" from the server (BEAT reply), or on a fatal error (wrong
- * password, bad URL). Starts `concurrency` threads, each with its own
+ * password, bad URL, TLS failure: SPOOL_ETLS). Starts `concurrency` threads, each with its own
  * connection, and BEATs every heartbeat_ms on one more connection. While the
  * server is unreachable it reconnects with exponential backoff (100 ms up to
  * reconnect_max_ms); a finished job whose ACK/FAIL could not be delivered is

@@ -193,6 +193,10 @@ static void tls_url_to_a_plaintext_port_fails_clearly(void **state)
     spoold_destroy(&p);
 }
 
+static void quiet_log(int level, const char *msg, void *ud)
+{
+}
+
 static atomic_int handled;
 
 static int count_handler(spool_ctx *ctx, const spool_job *job, void *ud)
@@ -250,6 +254,30 @@ static void tls_worker_runs_jobs(void **state)
     spool_client_free(c);
 }
 
+static void tls_worker_with_a_wrong_ca_stops_with_etls(void **state)
+{
+    const char *qs[] = {"wq2"};
+    spool_worker_config cfg = {.url = tls_srv.url, .concurrency = 1, .queues = qs, .nqueues = 1,
+                               .tls_ca_file = cert_path("other-ca.pem"), .log = quiet_log};
+    spool_worker *w = NULL;
+    assert_int_equal(spool_worker_new(&cfg, &w), 0);
+    assert_int_equal(spool_worker_register(w, "count", count_handler, NULL), 0);
+    struct runner r = {.w = w};
+    assert_int_equal(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    /* An untrusted server does not get better by retrying: the run ends. */
+    long long deadline = test_now_ms() + 10000;
+    while (!atomic_load(&r.done) && test_now_ms() < deadline)
+        poll(NULL, 0, 10);
+    if (!atomic_load(&r.done)) {
+        spool_worker_stop(w);
+        pthread_join(r.thread, NULL);
+        fail_msg("a worker that cannot trust the server should stop within 10 s");
+    }
+    pthread_join(r.thread, NULL);
+    assert_int_equal(atomic_load(&r.rc), SPOOL_ETLS);
+    spool_worker_free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +288,7 @@ int main(void)
         cmocka_unit_test(tls_name_mismatch_fails_clearly),
         cmocka_unit_test(tls_url_to_a_plaintext_port_fails_clearly),
         cmocka_unit_test(tls_worker_runs_jobs),
+        cmocka_unit_test(tls_worker_with_a_wrong_ca_stops_with_etls),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
