@@ -67,8 +67,8 @@ static spool_client *connect_ca(const char *url, const char *ca)
     spool_client *c = NULL;
     int rc = spool_client_connect_opts(&o, &c);
     if (rc)
-        fail_msg("connect %s with CA %s: %s (%s)", url, ca ? ca : "(none)", spool_strerror(rc),
-                 spool_client_error(NULL));
+        fail_msg("connect %s with CA %s: %s (%s)", url ? url : "(default URL)", ca ? ca : "(none)",
+                 spool_strerror(rc), spool_client_error(NULL));
     return c;
 }
 
@@ -107,7 +107,7 @@ static void tls_push_fetch_ack_with_the_ca(void **state)
     spool_client_free(c);
 }
 
-static void tls_ca_from_env_and_ip_address_name(void **state)
+static void tls_ca_and_url_from_env_and_ip_address_name(void **state)
 {
     setenv("SPOOL_TLS_CA", cert_path("ca.pem"), 1);
     spool_client *c = connect_ca(tls_srv.url, NULL);
@@ -117,6 +117,12 @@ static void tls_ca_from_env_and_ip_address_name(void **state)
     snprintf(url, sizeof url, "tcp+tls://127.0.0.1:%d", tls_srv.port);
     c = connect_ca(url, NULL);
     spool_client_free(c);
+    /* A Faktory-style FAKTORY_URL with tcp+tls works as the default URL. */
+    unsetenv("SPOOL_URL");
+    setenv("FAKTORY_URL", tls_srv.url, 1);
+    c = connect_ca(NULL, NULL);
+    spool_client_free(c);
+    unsetenv("FAKTORY_URL");
     unsetenv("SPOOL_TLS_CA");
 }
 
@@ -282,7 +288,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tls_push_fetch_ack_with_the_ca),
-        cmocka_unit_test(tls_ca_from_env_and_ip_address_name),
+        cmocka_unit_test(tls_ca_and_url_from_env_and_ip_address_name),
         cmocka_unit_test(tls_wrong_ca_fails_clearly),
         cmocka_unit_test(tls_insecure_skip_verify_connects_anyway),
         cmocka_unit_test(tls_name_mismatch_fails_clearly),
