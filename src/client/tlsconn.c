@@ -109,8 +109,8 @@ static int fail(struct tlsconn *t, int rc, char *err, size_t errlen, const char 
     return rc;
 }
 
-int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure, int64_t deadline_ms,
-                 struct tlsconn **out, char *err, size_t errlen)
+int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure,
+                 int64_t deadline_ms, struct tlsconn **out, char *err, size_t errlen)
 {
     *out = NULL;
     pthread_once(&nosig_once, nosig_init);
@@ -132,8 +132,8 @@ int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure,
         if (ok != 1) {
             ssl_reason(why, sizeof why, 0);
             if (ca_file && *ca_file)
-                return fail(t, SPOOL_ETLS, err, errlen,
-                            "TLS: cannot load the CA file %s: %s", ca_file, why);
+                return fail(t, SPOOL_ETLS, err, errlen, "TLS: cannot load the CA file %s: %s",
+                            ca_file, why);
             return fail(t, SPOOL_ETLS, err, errlen, "TLS: cannot load the system CAs: %s", why);
         }
         SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER, NULL);
@@ -154,7 +154,8 @@ int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure,
     if (!is_insecure) {
         X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
         X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) : X509_VERIFY_PARAM_set1_host(vp, host, 0);
+        int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+                       : X509_VERIFY_PARAM_set1_host(vp, host, 0);
         if (ok != 1)
             return fail(t, SPOOL_ETLS, err, errlen, "TLS: cannot check the name \"%.200s\"", host);
     }
@@ -171,7 +172,8 @@ int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure,
                 return fail(t, -ETIMEDOUT, err, errlen, "TLS handshake with %s timed out", host);
             struct pollfd p = {.fd = fd, .events = e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
             if (poll(&p, 1, (int)(left > 1000000 ? 1000000 : left)) < 0 && errno != EINTR)
-                return fail(t, -errno, err, errlen, "TLS handshake with %s: %s", host, strerror(errno));
+                return fail(t, -errno, err, errlen, "TLS handshake with %s: %s", host,
+                            strerror(errno));
             continue;
         }
         long vr = SSL_get_verify_result(t->ssl);
@@ -185,9 +187,9 @@ int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure,
         if (e == SSL_ERROR_SYSCALL && saved && ERR_peek_error() == 0)
             return fail(t, -saved, err, errlen, "TLS handshake with %s: %s", host, strerror(saved));
         ssl_reason(why, sizeof why, saved);
-        return fail(t, e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ? SPOOL_ECLOSED : SPOOL_ETLS,
-                    err, errlen, "TLS handshake with %s failed: %s (is that port serving TLS?)", host,
-                    why);
+        return fail(
+            t, e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN ? SPOOL_ECLOSED : SPOOL_ETLS,
+            err, errlen, "TLS handshake with %s failed: %s (is that port serving TLS?)", host, why);
     }
     *out = t;
     return 0;
@@ -201,20 +203,11 @@ static ssize_t io_result(struct tlsconn *t, int r, short *events)
     int saved = errno;
     int e = SSL_get_error(t->ssl, r);
     switch (e) {
-    case SSL_ERROR_WANT_READ:
-        *events = POLLIN;
-        return -EAGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        *events = POLLOUT;
-        return -EAGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return 0;
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        return saved ? -saved : 0;
-    default:
-        ERR_clear_error();
-        return SPOOL_ETLS;
+    case SSL_ERROR_WANT_READ: *events = POLLIN; return -EAGAIN;
+    case SSL_ERROR_WANT_WRITE: *events = POLLOUT; return -EAGAIN;
+    case SSL_ERROR_ZERO_RETURN: return 0;
+    case SSL_ERROR_SYSCALL: ERR_clear_error(); return saved ? -saved : 0;
+    default: ERR_clear_error(); return SPOOL_ETLS;
     }
 }
 

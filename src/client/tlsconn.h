@@ -22,8 +22,8 @@ struct tlsconn;
  * server's certificate. Returns 0 and *out (tlsconn_free), or SPOOL_ETLS /
  * -ETIMEDOUT / -errno / SPOOL_ECLOSED with a message in err.
  */
-int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure, int64_t deadline_ms,
-                 struct tlsconn **out, char *err, size_t errlen);
+int tlsconn_open(int fd, const char *host, const char *ca_file, int is_insecure,
+                 int64_t deadline_ms, struct tlsconn **out, char *err, size_t errlen);
 
 /*
  * Like recv/send on the socket: bytes moved (> 0); 0 from read when the

@@ -79,8 +79,8 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file, c
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
         ssl_reason(why, sizeof why);
-        snprintf(err, errlen, "the TLS certificate %s is not a usable PEM certificate: %s", cert_file,
-                 why);
+        snprintf(err, errlen, "the TLS certificate %s is not a usable PEM certificate: %s",
+                 cert_file, why);
         goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
@@ -89,8 +89,8 @@ struct tls_server *tls_server_new(const char *cert_file, const char *key_file, c
             snprintf(err, errlen, "the TLS key %s does not match the certificate %s", key_file,
                      cert_file);
         else
-            snprintf(err, errlen,
-                 "the TLS key %s is not a usable unencrypted PEM private key: %s", key_file, why);
+            snprintf(err, errlen, "the TLS key %s is not a usable unencrypted PEM private key: %s",
+                     key_file, why);
         goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -135,8 +135,8 @@ struct bufferevent *tls_server_bufferevent(struct tls_server *t, struct event_ba
         log_error("msg=\"out of memory creating a TLS session\"");
         abort();
     }
-    struct bufferevent *bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                                             BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
     if (!bev) { /* the bufferevent frees ssl when it fails */
         log_error("msg=\"out of memory creating a TLS connection\"");
         abort();

@@ -147,7 +147,8 @@ static void tls_wrong_ca_fails_clearly(void **state)
 
 static void tls_insecure_skip_verify_connects_anyway(void **state)
 {
-    spool_client_options o = {.url = tls_srv.url, .tls_ca_file = cert_path("other-ca.pem"),
+    spool_client_options o = {.url = tls_srv.url,
+                              .tls_ca_file = cert_path("other-ca.pem"),
                               .tls_insecure_skip_verify = 1};
     spool_client *c = NULL;
     assert_int_equal(spool_client_connect_opts(&o, &c), 0);
@@ -165,8 +166,9 @@ static void tls_name_mismatch_fails_clearly(void **state)
     /* A server whose certificate, from the trusted CA, is for other.invalid only. */
     char conf[600], cmd[2048];
     snprintf(conf, sizeof conf, "%s/wrongname-conf", certs);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s' '%s/public.cert.pem' && cp '%s' '%s/private.key.pem'",
-             conf, cert_path("wrongname.pem"), conf, cert_path("wrongname.key"), conf);
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p '%s' && cp '%s' '%s/public.cert.pem' && cp '%s' '%s/private.key.pem'", conf,
+             cert_path("wrongname.pem"), conf, cert_path("wrongname.key"), conf);
     assert_int_equal(system(cmd), 0);
     struct spoold_proc p;
     assert_int_equal(spoold_start_tls(&p, conf), 0);
@@ -235,8 +237,12 @@ static void tls_worker_runs_jobs(void **state)
         spool_job_free(j);
     }
     const char *qs[] = {"wq"};
-    spool_worker_config cfg = {.url = tls_srv.url, .concurrency = 3, .queues = qs, .nqueues = 1,
-                               .tls_ca_file = cert_path("ca.pem"), .shutdown_timeout_ms = 2000};
+    spool_worker_config cfg = {.url = tls_srv.url,
+                               .concurrency = 3,
+                               .queues = qs,
+                               .nqueues = 1,
+                               .tls_ca_file = cert_path("ca.pem"),
+                               .shutdown_timeout_ms = 2000};
     spool_worker *w = NULL;
     if (spool_worker_new(&cfg, &w) != 0)
         fail_msg("worker_new: %s", spool_client_error(NULL));
@@ -263,8 +269,12 @@ static void tls_worker_runs_jobs(void **state)
 static void tls_worker_with_a_wrong_ca_stops_with_etls(void **state)
 {
     const char *qs[] = {"wq2"};
-    spool_worker_config cfg = {.url = tls_srv.url, .concurrency = 1, .queues = qs, .nqueues = 1,
-                               .tls_ca_file = cert_path("other-ca.pem"), .log = quiet_log};
+    spool_worker_config cfg = {.url = tls_srv.url,
+                               .concurrency = 1,
+                               .queues = qs,
+                               .nqueues = 1,
+                               .tls_ca_file = cert_path("other-ca.pem"),
+                               .log = quiet_log};
     spool_worker *w = NULL;
     assert_int_equal(spool_worker_new(&cfg, &w), 0);
     assert_int_equal(spool_worker_register(w, "count", count_handler, NULL), 0);
