@@ -58,7 +58,7 @@ const char *spool_version(void);
  * -errno. New codes are only ever appended. */
 #define SPOOL_ERRORS(X)                                                              \
     X(SPOOL_EURL, -1001, "bad URL")                                                  \
-    X(SPOOL_ETLS, -1002, "TLS not supported yet (tcp+tls:// URLs are reserved)")    \
+    X(SPOOL_ETLS, -1002, "TLS error")                                                \
     X(SPOOL_ESERVER, -1003, "the server replied with an error")                      \
     X(SPOOL_EPROTO, -1004, "protocol error: unexpected reply from the server")       \
     X(SPOOL_EAUTH, -1005, "authentication failed")                                   \
@@ -90,8 +90,9 @@ void spool_free(void *p);
 /* ------------------------------------------------------------------------ */
 
 /* A parsed server URL: tcp://[[user]:password@]host[:port], port defaults to
- * 7419, host may be an IPv6 literal in brackets. tcp+tls:// parses (with
- * is_tls set) but connecting to it returns SPOOL_ETLS. */
+ * 7419, host may be an IPv6 literal in brackets. tcp+tls:// sets is_tls: the
+ * connection then speaks TLS (1.2 or later) and checks the server's
+ * certificate against host. */
 typedef struct spool_url {
     char host[256];
     int port;
@@ -118,6 +119,13 @@ typedef struct spool_client_options {
     const char *const *labels;    /* sent with a wid only */
     size_t nlabels;
     int timeout_ms;               /* per connect/read/write; 0: 10000 */
+    /* tcp+tls:// only. The server's certificate must chain to a CA in this
+     * PEM file; NULL: env SPOOL_TLS_CA, else the system's CAs. */
+    const char *tls_ca_file;
+    /* INSECURE, for tests and development: non-zero (or env
+     * SPOOL_TLS_INSECURE_SKIP_VERIFY=1) accepts any certificate for any
+     * name, so anyone on the path can read and change the traffic. */
+    int tls_insecure_skip_verify;
 } spool_client_options;
 
 /* Connects to `url` (NULL: the default, see spool_url_parse) and does the
@@ -334,13 +342,15 @@ typedef struct spool_worker_config {
     int heartbeat_ms;               /* BEAT period; 0: 15000 */
     int reconnect_max_ms;           /* backoff cap while the server is away; 0: 5000 */
     int timeout_ms;                 /* per network read/write; 0: 10000 */
+    const char *tls_ca_file;        /* as in spool_client_options */
+    int tls_insecure_skip_verify;   /* as in spool_client_options: INSECURE */
     spool_log_fn log;               /* NULL: warnings and errors to stderr */
     void *log_ud;
 } spool_worker_config;
 
 /* A new, idle worker. The config is copied (strings too). The wid is a
  * random hex string made here (spool_worker_wid). Returns 0 and *out (owner:
- * caller, spool_worker_free), or SPOOL_EARG/SPOOL_EURL/SPOOL_ETLS/-ENOMEM
+ * caller, spool_worker_free), or SPOOL_EARG/SPOOL_EURL/-ENOMEM
  * (reason in spool_client_error(NULL)). Does no I/O. */
 int spool_worker_new(const spool_worker_config *cfg, spool_worker **out);
 
@@ -356,7 +366,7 @@ int spool_worker_use_push(spool_worker *w, spool_push_middleware fn, void *ud);
 
 /* Runs the worker on the calling thread until it stops: by spool_worker_stop,
  * by a "terminate" from the server (BEAT reply), or on a fatal error (wrong
- * password, bad URL). Starts `concurrency` threads, each with its own
+ * password, bad URL, TLS failure: SPOOL_ETLS). Starts `concurrency` threads, each with its own
  * connection, and BEATs every heartbeat_ms on one more connection. While the
  * server is unreachable it reconnects with exponential backoff (100 ms up to
  * reconnect_max_ms); a finished job whose ACK/FAIL could not be delivered is

@@ -35,6 +35,7 @@ enum cli_exit {
 struct cli {
     const char *cmd; /* the subcommand, for messages: "push" */
     const char *url; /* --url, else SPOOL_URL, FAKTORY_URL, CLI_DEFAULT_URL */
+    const char *tls_ca; /* --tls-ca: CA file for tcp+tls:// URLs, else SPOOL_TLS_CA, system CAs */
     int want_json;
     int want_help;
     spool_client *client; /* opened by cli_connect() */

@@ -56,15 +56,18 @@ int cli_connect(struct cli *cli)
         return cli_usage(cli, "bad server URL %s: %s (expected tcp://[:password@]host[:port])",
                          cli->url ? cli->url : "from SPOOL_URL/FAKTORY_URL",
                          spool_client_error(NULL));
-    int rc = spool_client_connect(cli->url, &cli->client);
+    spool_client_options o = {.url = cli->url, .tls_ca_file = cli->tls_ca};
+    int rc = spool_client_connect_opts(&o, &cli->client);
     if (rc == 0)
         return CLI_OK;
+    /* Copied first: describe_url parses the URL again, which clears this thread's message. */
+    char why[1024];
+    snprintf(why, sizeof why, "%s", spool_client_error(NULL));
+    if (!why[0])
+        snprintf(why, sizeof why, "%s", spool_strerror(rc));
     char where[300];
     describe_url(cli, where, sizeof where);
     int code = cli_exit_for(rc);
-    const char *why = spool_client_error(NULL);
-    if (!why || !*why)
-        why = spool_strerror(rc);
     if (rc == SPOOL_EAUTH)
         return cli_fail(cli, CLI_REFUSED, "the server at %s refused the password: %s", where, why);
     if (code == CLI_USAGE)

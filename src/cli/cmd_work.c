@@ -410,6 +410,7 @@ static int connect_worker(struct work *w, spool_client **out)
     spool_client_options o = {0};
     o.url = w->cli->url;
     o.wid = w->wid;
+    o.tls_ca_file = w->cli->tls_ca;
     return spool_client_connect_opts(&o, out);
 }
 

@@ -1,6 +1,6 @@
 /*
  * spool: the command line of the spool job server. main() reads the global
- * options (--url, --json, --help, --version), then hands the rest of argv
+ * options (--url, --tls-ca, --json, --help, --version), then hands the rest of argv
  * to the subcommand named first. Each subcommand lives in a cmd_*.c file.
  */
 #include <stdio.h>
@@ -35,12 +35,14 @@ const struct cli_command cli_commands[] = {
 
 static void print_usage(FILE *f)
 {
-    fprintf(f, "Usage: spool [--url URL] [--json] COMMAND [options] [args]\n\n"
+    fprintf(f, "Usage: spool [--url URL] [--tls-ca FILE] [--json] COMMAND [options] [args]\n\n"
                "The command line of spool, a Faktory-compatible job server.\n\nCommands:\n");
     for (const struct cli_command *c = cli_commands; c->name; c++)
         fprintf(f, "  %-8s  %s\n", c->name, c->summary);
     fprintf(f, "\nGlobal options (also accepted after the command):\n"
                "  -u, --url URL   server URL (default: $SPOOL_URL, $FAKTORY_URL, " CLI_DEFAULT_URL ")\n"
+               "      --tls-ca FILE  CA file for tcp+tls:// URLs (default: $SPOOL_TLS_CA,\n"
+               "                 else the system's CAs)\n"
                "  -j, --json      print one JSON document instead of a table\n"
                "  -h, --help      show this help; 'spool help COMMAND' or 'spool COMMAND --help'\n"
                "  -V, --version   print the version\n\n"
@@ -96,11 +98,19 @@ int main(int argc, char **argv)
                 return cli_usage(&cli, "option %s needs a value (URL)", a);
             cli.url = argv[i + 1];
             i += 2;
+        } else if (strcmp(a, "--tls-ca") == 0) {
+            if (i + 1 >= argc)
+                return cli_usage(&cli, "option %s needs a value (FILE)", a);
+            cli.tls_ca = argv[i + 1];
+            i += 2;
+        } else if (strncmp(a, "--tls-ca=", 9) == 0) {
+            cli.tls_ca = a + 9;
+            i++;
         } else if (strncmp(a, "--url=", 6) == 0) {
             cli.url = a + 6;
             i++;
         } else {
-            return cli_usage(&cli, "unknown option %s (global options: --url, --json, --help, --version)", a);
+            return cli_usage(&cli, "unknown option %s (global options: --url, --tls-ca, --json, --help, --version)", a);
         }
     }
     if (i >= argc) {

@@ -50,6 +50,9 @@ int cli_parse(struct cli *cli, const struct opt_spec *specs, enum opt_mode mode,
     const struct opt_spec common[] = {
         {"url", 'u', OPT_STRING, "URL",
          "server URL (default: $SPOOL_URL, $FAKTORY_URL, " CLI_DEFAULT_URL ")", NULL, &cli->url, NULL},
+        {"tls-ca", 0, OPT_STRING, "FILE",
+         "CA file that the server's TLS certificate must chain to (tcp+tls:// URLs; default: "
+         "$SPOOL_TLS_CA, else the system's CAs)", NULL, &cli->tls_ca, NULL},
         {"json", 'j', OPT_FLAG, NULL, "print one JSON document instead of a table", &cli->want_json,
          NULL, NULL},
         {"help", 'h', OPT_FLAG, NULL, "show this help and exit", &cli->want_help, NULL, NULL},

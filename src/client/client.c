@@ -25,6 +25,7 @@
 #include "chain.h"
 #include "error.h"
 #include "job.h"
+#include "tlsconn.h"
 #include "spool/spool.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -33,6 +34,7 @@
 
 struct spool_client {
     int fd;
+    struct tlsconn *tls; /* NULL: plaintext */
     int timeout_ms;
     int is_broken;
     char *rbuf; /* unread bytes are rbuf[rpos..rlen) */
@@ -88,6 +90,19 @@ static int send_all(spool_client *c, const char *buf, size_t len)
 {
     int64_t deadline = now_ms() + c->timeout_ms;
     while (len > 0) {
+        if (c->tls) {
+            short ev = 0;
+            ssize_t n = tlsconn_write(c->tls, buf, len, &ev);
+            if (n > 0) {
+                buf += n;
+                len -= (size_t)n;
+                continue;
+            }
+            int rc = n == -EAGAIN ? wait_fd(c->fd, ev, deadline) : n < 0 ? (int)n : SPOOL_ECLOSED;
+            if (rc)
+                return broken(c, rc, "send");
+            continue;
+        }
         ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
         if (n > 0) {
             buf += n;
@@ -127,6 +142,17 @@ static int fill(spool_client *c, int64_t deadline)
             c->rbuf = nb;
             c->rcap = ncap;
         }
+    }
+    while (c->tls) {
+        short ev = 0;
+        ssize_t n = tlsconn_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen, &ev);
+        if (n > 0) {
+            c->rlen += (size_t)n;
+            return 0;
+        }
+        int rc = n == -EAGAIN ? wait_fd(c->fd, ev, deadline) : n < 0 ? (int)n : SPOOL_ECLOSED;
+        if (rc)
+            return broken(c, rc, "read");
     }
     for (;;) {
         ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
@@ -446,8 +472,6 @@ int spool_client_connect_opts(const spool_client_options *opts, spool_client **o
     int rc = spool_url_parse(o->url, &u);
     if (rc)
         return rc;
-    if (u.is_tls)
-        return tls_error(SPOOL_ETLS, "TLS not supported yet: use a tcp:// URL");
     spool_client *c = calloc(1, sizeof *c);
     if (!c)
         return tls_error(-ENOMEM, "out of memory");
@@ -456,6 +480,15 @@ int spool_client_connect_opts(const spool_client_options *opts, spool_client **o
     if (o->wid)
         snprintf(c->wid, sizeof c->wid, "%s", o->wid);
     rc = tcp_connect(c, &u);
+    if (rc == 0 && u.is_tls) {
+        const char *ca = o->tls_ca_file;
+        if (!ca || !*ca)
+            ca = getenv("SPOOL_TLS_CA");
+        const char *skip = getenv("SPOOL_TLS_INSECURE_SKIP_VERIFY");
+        int is_insecure = o->tls_insecure_skip_verify || (skip && strcmp(skip, "1") == 0);
+        rc = tlsconn_open(c->fd, u.host, ca, is_insecure, now_ms() + c->timeout_ms, &c->tls, c->err,
+                          sizeof c->err);
+    }
     if (rc == 0)
         rc = handshake(c, &u, o);
     if (rc) {
@@ -489,6 +522,7 @@ void spool_client_free(spool_client *c)
             roundtrip(c, "END", NULL, &r, &k);
             free(r);
         }
+        tlsconn_free(c->tls);
         close(c->fd);
     }
     free(c->rbuf);

@@ -84,6 +84,8 @@ struct spool_worker {
     char **labels;
     size_t nlabels;
     char *hostname;
+    char *tls_ca_file;
+    int tls_insecure_skip_verify;
     int concurrency, shutdown_ms, heartbeat_ms, reconnect_max_ms, timeout_ms;
     spool_log_fn log;
     void *log_ud;
@@ -209,8 +211,6 @@ int spool_worker_new(const spool_worker_config *cfg, spool_worker **out)
     int rc = spool_url_parse(cfg->url, &u);
     if (rc)
         return rc;
-    if (u.is_tls)
-        return tls_error(SPOOL_ETLS, "TLS not supported yet: use a tcp:// URL");
 
     spool_worker *w = calloc(1, sizeof *w);
     if (!w)
@@ -225,7 +225,10 @@ int spool_worker_new(const spool_worker_config *cfg, spool_worker **out)
     int is_oom = 0;
     w->url = dup_or_null(cfg->url);
     w->hostname = dup_or_null(cfg->hostname);
-    if ((cfg->url && !w->url) || (cfg->hostname && !w->hostname))
+    w->tls_ca_file = dup_or_null(cfg->tls_ca_file);
+    w->tls_insecure_skip_verify = cfg->tls_insecure_skip_verify;
+    if ((cfg->url && !w->url) || (cfg->hostname && !w->hostname) ||
+        (cfg->tls_ca_file && !w->tls_ca_file))
         is_oom = 1;
     if (cfg->nqueues > 0) {
         w->nqueues = cfg->nqueues;
@@ -285,6 +288,7 @@ void spool_worker_free(spool_worker *w)
     }
     free(w->url);
     free(w->hostname);
+    free(w->tls_ca_file);
     free_list(w->queues, w->nqueues);
     free(w->weights);
     free_list(w->labels, w->nlabels);
@@ -518,6 +522,8 @@ static int connect_worker(spool_worker *w, spool_client **out)
         .labels = (const char *const *)w->labels,
         .nlabels = w->nlabels,
         .timeout_ms = w->timeout_ms,
+        .tls_ca_file = w->tls_ca_file,
+        .tls_insecure_skip_verify = w->tls_insecure_skip_verify,
     };
     int rc = spool_client_connect_opts(&o, out);
     if (rc)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/xalloc.h"
 
@@ -22,6 +23,7 @@ static const char usage[] =
     "                              holds periodic jobs, throttles.json per-queue\n"
     "                              concurrency and rate limits; both are reloaded on\n"
     "                              SIGHUP and by POST /api/v1/config/reload\n"
+    "                              public.cert.pem and private.key.pem there turn TLS on\n"
     "  -l, --log-level LEVEL       error, warn, info or debug (default info)\n"
     "      --max-line BYTES        longest command line (default 16777216)\n"
     "      --max-job-size BYTES    largest job (default 1048576)\n"
@@ -38,6 +40,13 @@ static const char usage[] =
     "      --snapshot-every BYTES  journal growth that triggers a snapshot\n"
     "                              (default 67108864)\n"
     "      --segment-size BYTES    journal segment size (default 67108864)\n"
+    "      --tls-cert FILE         serve FWP and HTTP over TLS only, with this PEM\n"
+    "                              certificate (chain); needs --tls-key\n"
+    "      --tls-key FILE          the certificate's PEM private key (unencrypted)\n"
+    "      --tls-ca FILE           with TLS: require client certificates signed by a\n"
+    "                              CA in this PEM file\n"
+    "                              Without these flags, TLS is on when the config\n"
+    "                              directory holds public.cert.pem and private.key.pem\n"
     "      --check                 verify the data directory, print a summary, exit\n"
     "      --repair                with --check: cut a corrupt journal at the\n"
     "                              first bad record (what follows is lost)\n"
@@ -47,7 +56,10 @@ static const char usage[] =
     "Environment:\n"
     "  SPOOL_PASSWORD, FAKTORY_PASSWORD  require this password from clients;\n"
     "                                    a value starting with '/' names a file\n"
-    "                                    holding it\n";
+    "                                    holding it\n"
+    "\n"
+    "With TLS on, both ports speak TLS (1.2 or later) only: plaintext clients\n"
+    "are dropped. Clients connect with tcp+tls://host:port and https://.\n";
 
 int config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
 {
@@ -109,10 +121,49 @@ static int load_password(const char *value, char **out)
     return 0;
 }
 
+/*
+ * Which certificate and key TLS uses: the flags, else Faktory's file names in
+ * the config directory. Half a pair is an error rather than a silent
+ * plaintext start, so a typo never exposes a server meant to be private.
+ */
+static int resolve_tls(struct config *cfg)
+{
+    if (cfg->tls_cert || cfg->tls_key) {
+        if (!cfg->tls_cert || !cfg->tls_key) {
+            fprintf(stderr, "spoold: --tls-cert and --tls-key go together (%s is missing)\n",
+                    cfg->tls_cert ? "--tls-key" : "--tls-cert");
+            return -1;
+        }
+        return 0;
+    }
+    if (cfg->config_dir) {
+        char cert[4096], key[4096];
+        snprintf(cert, sizeof cert, "%s/public.cert.pem", cfg->config_dir);
+        snprintf(key, sizeof key, "%s/private.key.pem", cfg->config_dir);
+        int has_cert = access(cert, F_OK) == 0, has_key = access(key, F_OK) == 0;
+        if (has_cert != has_key) {
+            fprintf(stderr, "spoold: TLS needs both %s and %s; %s is missing\n", cert, key,
+                    has_cert ? key : cert);
+            return -1;
+        }
+        if (has_cert) {
+            cfg->tls_cert = xstrdup(cert);
+            cfg->tls_key = xstrdup(key);
+        }
+    }
+    if (cfg->tls_ca && !cfg->tls_cert) {
+        fprintf(stderr, "spoold: --tls-ca needs TLS on (--tls-cert and --tls-key, or the "
+                        "certificate files in the config directory)\n");
+        return -1;
+    }
+    return 0;
+}
+
 int config_parse(struct config *cfg, int argc, char **argv)
 {
     enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT,
-           OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR };
+           OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR,
+           OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"web-bind", required_argument, NULL, 'w'},
@@ -128,6 +179,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"fsync", required_argument, NULL, OPT_FSYNC},
         {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
         {"segment-size", required_argument, NULL, OPT_SEGMENT_MAX},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
         {"check", no_argument, NULL, OPT_CHECK},
         {"repair", no_argument, NULL, OPT_REPAIR},
         {"help", no_argument, NULL, 'h'},
@@ -205,6 +259,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
             if (parse_size("--segment-size", optarg, 4096, &cfg->segment_max))
                 return -1;
             break;
+        case OPT_TLS_CERT: free(cfg->tls_cert); cfg->tls_cert = xstrdup(optarg); break;
+        case OPT_TLS_KEY: free(cfg->tls_key); cfg->tls_key = xstrdup(optarg); break;
+        case OPT_TLS_CA: free(cfg->tls_ca); cfg->tls_ca = xstrdup(optarg); break;
         case OPT_CHECK: cfg->is_check = 1; break;
         case OPT_REPAIR: cfg->is_repair = 1; break;
         case 'h': fputs(usage, stdout); return 1;
@@ -233,6 +290,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
                 cfg->fwp_bind, cfg->http_bind);
         return -1;
     }
+    if (resolve_tls(cfg))
+        return -1;
     const char *pw = getenv("SPOOL_PASSWORD");
     if (!pw || !*pw)
         pw = getenv("FAKTORY_PASSWORD");
@@ -248,5 +307,8 @@ void config_release(struct config *cfg)
     free(cfg->data_dir);
     free(cfg->config_dir);
     free(cfg->password);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_ca);
     memset(cfg, 0, sizeof *cfg);
 }

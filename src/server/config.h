@@ -18,6 +18,9 @@ struct config {
     char *config_dir;     /* NULL: none */
     enum log_level log_level;
     char *password;       /* NULL: none */
+    char *tls_cert;       /* PEM certificate chain; NULL: no TLS */
+    char *tls_key;        /* PEM private key; set exactly when tls_cert is */
+    char *tls_ca;         /* NULL, or clients must show a certificate from these CAs */
     size_t max_line;      /* bytes in one command line */
     size_t max_job;       /* bytes in one job */
     size_t max_output;    /* bytes queued for a client that does not read */

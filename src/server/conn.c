@@ -13,6 +13,7 @@
 #include "common/xalloc.h"
 #include "server/fwp.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 #define HANDSHAKE_TIMEOUT_S 2
 
@@ -79,7 +80,9 @@ void conn_accept(struct server *srv, int fd, const char *peer)
     struct conn *c = xcalloc(1, sizeof *c);
     c->srv = srv;
     snprintf(c->peer, sizeof c->peer, "%s", peer);
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    /* Under TLS the handshake deadline below covers the TLS handshake too. */
+    c->bev = srv->tls ? tls_server_bufferevent(srv->tls, srv->base, fd)
+                      : bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->held = evbuffer_new();
     c->timer = evtimer_new(srv->base, on_handshake_timeout, c);
     c->line_timer = evtimer_new(srv->base, on_line_timeout, c);

@@ -18,6 +18,7 @@
 #include "server/info.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "server/tls.h"
 
 static void send_json(struct evhttp_request *req, struct sbuf *body)
 {
@@ -119,6 +120,8 @@ int http_init(struct server *srv)
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body + 1);
     evhttp_set_timeout(srv->http, 30);
     evhttp_set_gencb(srv->http, on_request, srv);
+    if (srv->tls)
+        tls_server_attach_http(srv->tls, srv->http);
     struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
     if (!sock) {
         log_error("msg=\"cannot listen for HTTP\" bind=%s", srv->cfg.http_bind);

@@ -29,6 +29,7 @@
 #include "server/crond.h"
 #include "server/datadir.h"
 #include "server/http.h"
+#include "server/tls.h"
 #include "store/journal.h"
 
 int64_t server_now(void)
@@ -401,6 +402,15 @@ int server_init(struct server *srv, const struct config *cfg)
     srv->notify_fd = -1;
     srv->tick_armed_ns = INT64_MAX;
     char err[512];
+    /* First, before the data directory is touched. A certificate that cannot be
+     * used refuses the start: never fall back to plaintext. */
+    if (cfg->tls_cert) {
+        srv->tls = tls_server_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ca, err, sizeof err);
+        if (!srv->tls) {
+            log_error("msg=\"%s\"", err);
+            return -1;
+        }
+    }
     srv->lock_fd = datadir_lock(cfg->data_dir, err, sizeof err);
     if (srv->lock_fd < 0) {
         log_error("msg=\"%s\"", err);
@@ -458,9 +468,9 @@ int server_run(struct server *srv)
     config_split_hostport(srv->cfg.fwp_bind, host, sizeof host, &port);
     char whost[256];
     config_split_hostport(srv->cfg.http_bind, whost, sizeof whost, &port);
-    log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s fsync=%s", host,
+    log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s fsync=%s tls=%s", host,
              srv->fwp_port, whost, srv->http_port, srv->cfg.data_dir, SPOOL_VERSION,
-             journal_policy_name(srv->cfg.fsync));
+             journal_policy_name(srv->cfg.fsync), srv->tls ? "on" : "off");
     return event_base_dispatch(srv->base) < 0 ? -1 : 0;
 }
 
@@ -471,7 +481,9 @@ void server_release(struct server *srv)
     if (srv->journal) {
         server_mark_durable(srv, journal_close(srv->journal));
         srv->journal = NULL;
-        for (struct conn *c = srv->conns; c; c = c->next)
+        /* Plaintext only: under TLS these bytes must go through the session, and
+         * the loop that would drive it has stopped. */
+        for (struct conn *c = srv->conns; c && !srv->tls; c = c->next)
             evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
     }
     if (srv->snapshot_pid) {
@@ -486,6 +498,8 @@ void server_release(struct server *srv)
         evconnlistener_free(srv->listener);
     http_release(srv);
     confload_release(srv);
+    tls_server_free(srv->tls);
+    srv->tls = NULL;
     crond_release(srv);
     if (srv->tick_ev)
         event_free(srv->tick_ev);

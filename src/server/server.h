@@ -28,6 +28,7 @@ struct journal;
 struct api_pending;
 struct crond;
 struct confload;
+struct tls_server;
 
 struct server {
     struct config cfg;
@@ -59,6 +60,7 @@ struct server {
     struct api_pending *api_pending; /* HTTP API replies held until durable (api.c) */
     struct crond *crond;       /* cron entries (crond.c) */
     struct confload *confload; /* throttles.json, SIGHUP and API reloads (confload.c) */
+    struct tls_server *tls;    /* NULL: plaintext; else both listeners speak TLS only (tls.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */

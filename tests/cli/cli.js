@@ -16,7 +16,8 @@ function spoolPath() {
 // The environment for the CLI: no server URL or password from the developer's shell.
 function cliEnv(extra = {}) {
   const env = { ...process.env };
-  for (const k of ['SPOOL_URL', 'FAKTORY_URL', 'SPOOL_PASSWORD', 'FAKTORY_PASSWORD']) delete env[k];
+  for (const k of ['SPOOL_URL', 'FAKTORY_URL', 'SPOOL_PASSWORD', 'FAKTORY_PASSWORD', 'SPOOL_TLS_CA',
+    'SPOOL_TLS_INSECURE_SKIP_VERIFY']) delete env[k];
   return Object.assign(env, extra);
 }
 

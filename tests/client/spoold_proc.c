@@ -20,7 +20,7 @@ long long test_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int launch(struct spoold_proc *p, int port, const char *password)
+static int launch(struct spoold_proc *p, int port, const char *password, const char *config_dir)
 {
     const char *bin = getenv("SPOOLD");
     if (!bin)
@@ -41,7 +41,10 @@ static int launch(struct spoold_proc *p, int port, const char *password)
         else
             unsetenv("SPOOL_PASSWORD");
         unsetenv("FAKTORY_PASSWORD");
-        execl(bin, bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data, (char *)NULL);
+        if (config_dir)
+            execl(bin, bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data, "-c", config_dir, (char *)NULL);
+        else
+            execl(bin, bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -85,8 +88,10 @@ static int launch(struct spoold_proc *p, int port, const char *password)
         return -1;
     }
     p->pid = pid;
-    snprintf(p->url, sizeof p->url, "tcp://%s%s%s127.0.0.1:%d", password ? ":" : "",
-             password ? password : "", password ? "@" : "", p->port);
+    /* Under TLS the URL names the host the test certificate is made out to. */
+    snprintf(p->url, sizeof p->url, "%s://%s%s%s%s:%d", config_dir ? "tcp+tls" : "tcp",
+             password ? ":" : "", password ? password : "", password ? "@" : "",
+             config_dir ? "localhost" : "127.0.0.1", p->port);
     return 0;
 }
 
@@ -96,7 +101,16 @@ int spoold_start(struct spoold_proc *p, int port, const char *password)
     snprintf(p->dir, sizeof p->dir, "/tmp/spool-client-test-XXXXXX");
     if (!mkdtemp(p->dir))
         return -1;
-    return launch(p, port, password);
+    return launch(p, port, password, NULL);
+}
+
+int spoold_start_tls(struct spoold_proc *p, const char *config_dir)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->dir, sizeof p->dir, "/tmp/spool-client-test-XXXXXX");
+    if (!mkdtemp(p->dir))
+        return -1;
+    return launch(p, 0, NULL, config_dir);
 }
 
 void spoold_stop(struct spoold_proc *p)
@@ -122,7 +136,7 @@ int spoold_restart(struct spoold_proc *p, const char *password)
     int port = p->port;
     long long deadline = test_now_ms() + 15000;
     while (test_now_ms() < deadline) {
-        if (launch(p, port, password) == 0)
+        if (launch(p, port, password, NULL) == 0)
             return 0;
         poll(NULL, 0, 200); /* the port may be briefly busy */
     }

@@ -18,6 +18,10 @@ struct spoold_proc {
 /* Starts spoold; port 0 = any; password NULL = none. Returns 0 or -1. */
 int spoold_start(struct spoold_proc *p, int port, const char *password);
 
+/* Starts spoold with -c config_dir (holding public.cert.pem and
+ * private.key.pem): TLS on; p->url is tcp+tls://localhost:PORT. 0 or -1. */
+int spoold_start_tls(struct spoold_proc *p, const char *config_dir);
+
 /* SIGTERM and wait (bounded); keeps the data dir. */
 void spoold_stop(struct spoold_proc *p);
 
