@@ -33,7 +33,7 @@
   }
 
   function append(el, children) {
-    for (const c of children.flat(Infinity)) {
+    for (const c of [children].flat(Infinity)) {
       if (c === undefined || c === null || c === false) continue;
       el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
     }
@@ -795,6 +795,9 @@
     const query = new URLSearchParams(qi >= 0 ? raw.slice(qi + 1) : '');
     const parts = path.split('/');
     const main = clear($('main'));
+    // The page on screen and whether it has loaded, for scripts and tests.
+    main.setAttribute('data-route', location.hash || '#/');
+    main.setAttribute('aria-busy', 'true');
     let name = parts[0];
     let page = ROUTES[name];
     if (name === 'job' && parts.length >= 2) {
@@ -813,11 +816,11 @@
     $('menu-toggle').setAttribute('aria-expanded', 'false');
     if (!page) {
       main.appendChild(h('p', { class: 'empty' }, `No page called "${path}".`));
+      main.setAttribute('aria-busy', 'false');
       return;
     }
     const pageMain = h('div', { class: 'page', 'data-page': name || 'overview' });
     main.appendChild(pageMain);
-    main.setAttribute('aria-busy', 'true');
     try {
       await page(pageMain, query);
     } catch (e) {
