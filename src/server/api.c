@@ -694,7 +694,8 @@ static void api_history(struct server *srv, struct evhttp_request *req)
     }
     const char *days_s = evhttp_find_header(&q, "days");
     size_t days = API_DEFAULT_DAYS;
-    int bad = days_s && (parse_count(days_s, ENGINE_HISTORY_DAYS, &days) != 0 || days == 0);
+    int bad = days_s && (parse_count(days_s, SIZE_MAX, &days) != 0 || days == 0 ||
+                         days > ENGINE_HISTORY_DAYS); /* the engine keeps no more */
     evhttp_clear_headers(&q);
     if (bad) {
         reply_error(req, 400, "days must be a whole number from 1 to %d", ENGINE_HISTORY_DAYS);

@@ -61,9 +61,10 @@
     sec = Math.abs(sec);
     if (sec < 1) return `${Math.round(sec * 1000)} ms`;
     if (sec < 60) return `${sec < 10 ? sec.toFixed(1) : Math.round(sec)} s`;
-    if (sec < 3600) return `${Math.floor(sec / 60)} min ${Math.round(sec % 60)} s`;
-    if (sec < 86400) return `${Math.floor(sec / 3600)} h ${Math.round((sec % 3600) / 60)} min`;
-    return `${Math.floor(sec / 86400)} d ${Math.round((sec % 86400) / 3600)} h`;
+    // Whole units, truncated: "59 min 59 s", never "59 min 60 s".
+    if (sec < 3600) return `${Math.floor(sec / 60)} min ${Math.floor(sec % 60)} s`;
+    if (sec < 86400) return `${Math.floor(sec / 3600)} h ${Math.floor((sec % 3600) / 60)} min`;
+    return `${Math.floor(sec / 86400)} d ${Math.floor((sec % 86400) / 3600)} h`;
   }
 
   function fmtRelative(s) {
@@ -189,10 +190,11 @@
 
   // ---- tables and paging ----
 
-  // columns: [{title, cell: (row) => node|string, class}]
-  function table(columns, rows, empty) {
+  // columns: [{title, cell: (row) => node|string, class}]. compact: a narrow
+  // table that stays a table on a phone (others turn into one card per row).
+  function table(columns, rows, empty, compact) {
     if (!rows.length) return h('p', { class: 'empty' }, empty || 'Nothing here.');
-    return h('div', { class: 'table-wrap' },
+    return h('div', { class: compact ? 'table-wrap compact' : 'table-wrap' },
       h('table', null,
         h('thead', null, h('tr', null, columns.map((c) => h('th', { class: c.class }, c.title)))),
         h('tbody', null, rows.map((r) => h('tr', null,
@@ -212,13 +214,15 @@
   }
 
   // A client-side paged table, for lists the API returns whole (queues, workers, cron).
+  // state: {offset, size (rows per page, PAGE_SIZE by default), compact}.
   function pagedTable(columns, rows, empty, state) {
     const box = h('div');
+    const size = state.size || PAGE_SIZE;
     const draw = () => {
       clear(box);
-      if (state.offset >= rows.length) state.offset = Math.max(0, Math.floor((rows.length - 1) / PAGE_SIZE) * PAGE_SIZE);
-      append(box, [table(columns, rows.slice(state.offset, state.offset + PAGE_SIZE), empty),
-        rows.length ? pager(rows.length, state.offset, PAGE_SIZE, (o) => { state.offset = o; draw(); }) : null]);
+      if (state.offset >= rows.length) state.offset = Math.max(0, Math.floor((rows.length - 1) / size) * size);
+      append(box, [table(columns, rows.slice(state.offset, state.offset + size), empty, state.compact),
+        rows.length ? pager(rows.length, state.offset, size, (o) => { state.offset = o; draw(); }) : null]);
     };
     draw();
     return box;
@@ -228,11 +232,17 @@
 
   const COLORS = { processed: '#2f7d4f', failed: '#c0392b', grid: '#e3e6ea', text: '#5b6470' };
 
-  function niceMax(v) {
-    if (v <= 0) return 1;
-    const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-    return 10 * p;
+  // Axis scale for values up to v: a step of 1, 2 or 5 times a power of ten
+  // (at least minStep) and the top of the axis, a whole number of steps.
+  function axis(v, minStep) {
+    const raw = Math.max(v, minStep) / 4;
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    let step = 10 * p;
+    for (const m of [1, 2, 5]) {
+      if (m * p >= raw) { step = m * p; break; }
+    }
+    step = Math.max(step, minStep);
+    return { step, max: Math.max(step, Math.ceil(v / step) * step) };
   }
 
   // Prepares a canvas for its CSS size at the device's pixel ratio.
@@ -250,7 +260,8 @@
   }
 
   // Axes and horizontal grid lines; returns the plot area and y scale.
-  function drawFrame(ctx, w, hgt, max, yFmt) {
+  function drawFrame(ctx, w, hgt, ax, yFmt) {
+    const max = ax.max;
     const left = 48, right = 10, top = 10, bottom = 24;
     const pw = w - left - right, ph = hgt - top - bottom;
     ctx.strokeStyle = COLORS.grid;
@@ -258,21 +269,22 @@
     ctx.lineWidth = 1;
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
-    for (let i = 0; i <= 4; i++) {
-      const y = top + ph - (ph * i) / 4;
+    const n = Math.round(max / ax.step);
+    for (let i = 0; i <= n; i++) {
+      const y = top + ph - (ph * i) / n;
       ctx.beginPath();
       ctx.moveTo(left, Math.round(y) + 0.5);
       ctx.lineTo(left + pw, Math.round(y) + 0.5);
       ctx.stroke();
-      ctx.fillText(yFmt((max * i) / 4), left - 6, y);
+      ctx.fillText(yFmt(ax.step * i), left - 6, y);
     }
     return { left, top, pw, ph, y: (v) => top + ph - (ph * v) / max };
   }
 
   function drawLive(canvas, samples) {
     const { ctx, w, h: hgt } = setupCanvas(canvas);
-    const max = niceMax(Math.max(1, ...samples.map((s) => Math.max(s.processed, s.failed))));
-    const f = drawFrame(ctx, w, hgt, max, (v) => (v >= 10 || v === 0 ? String(Math.round(v)) : v.toFixed(1)));
+    const ax = axis(Math.max(0, ...samples.map((s) => Math.max(s.processed, s.failed))), 0.25);
+    const f = drawFrame(ctx, w, hgt, ax, (v) => (Number.isInteger(v) ? String(v) : v.toFixed(ax.step < 0.1 ? 2 : ax.step < 1 ? 2 : 1).replace(/0+$/, '')));
     const x = (i) => f.left + (f.pw * i) / (LIVE_POINTS - 1);
     const off = LIVE_POINTS - samples.length;
     for (const key of ['processed', 'failed']) {
@@ -295,8 +307,9 @@
 
   function drawHistory(canvas, days) {
     const { ctx, w, h: hgt } = setupCanvas(canvas);
-    const max = niceMax(Math.max(1, ...days.map((d) => d.processed)));
-    const f = drawFrame(ctx, w, hgt, max, (v) => (v >= 1000 ? `${(v / 1000).toFixed(v >= 10000 ? 0 : 1)}k` : String(Math.round(v))));
+    const ax = axis(Math.max(0, ...days.map((d) => d.processed)), 1);
+    const max = ax.max;
+    const f = drawFrame(ctx, w, hgt, ax, (v) => (v >= 1000 ? `${+(v / 1000).toFixed(1)}k` : String(v)));
     const slot = f.pw / days.length;
     const bw = Math.max(1, slot * 0.7);
     days.forEach((d, i) => {
@@ -415,7 +428,7 @@
           { title: 'Day', cell: (d) => d.date },
           { title: 'Processed', cell: (d) => fmtNum(d.processed), class: 'num' },
           { title: 'Failed', cell: (d) => fmtNum(d.failed), class: 'num' },
-        ], rows, 'No history yet.', { offset: 0 }));
+        ], rows, 'No history yet.', { offset: 0, size: 7, compact: true }));
       } catch (e) {
         clear(histTable).appendChild(errorBox(e));
       }
