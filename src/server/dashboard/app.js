@@ -435,7 +435,7 @@
     };
     await Promise.all([update(), loadHistory()]);
     every(LIVE_INTERVAL_MS, update);
-    every(60000, loadHistory);
+    every(10000, loadHistory); // today's counts move while jobs run
   }
 
   function throttleCell(t) {
