@@ -68,14 +68,14 @@ function apiCall(port, method, p, body, auth) {
 }
 
 // Console errors and uncaught exceptions of a page. The one error allowed is
-// the browser's own log line for the 404 of GET /api/v1/batches, the route
-// a server without batch support does not have (the page handles it).
+// the browser's own log line for a 404 of GET /api/v1/batches[/{bid}], the
+// routes a server without batch support does not have (the page handles it).
 function watchErrors(page) {
   const errors = [];
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
     const url = (m.location() && m.location().url) || '';
-    if (/\/api\/v1\/batches(\?|$)/.test(url) && /404/.test(m.text())) return;
+    if (/\/api\/v1\/batches(\?|\/|$)/.test(url) && /404/.test(m.text())) return;
     errors.push(`console: ${m.text()} (${url})`);
   });
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
@@ -314,6 +314,55 @@ test('on a phone-sized screen the menu folds and tables stay readable', async ()
   } finally {
     await page.setViewportSize({ width: 1280, height: 800 });
   }
+  assert.deepEqual(errors, []);
+});
+
+// Queue throttles and batches are not served by this spoold; the page must
+// show them once a server does. The test answers those two routes itself,
+// with the agreed shapes (docs/dashboard.md), and checks what the page shows.
+test('forward compatibility: a Throttle column and a batch list from the agreed shapes', async () => {
+  const real = await apiCall(srv.httpPort, 'GET', '/api/v1/queues');
+  const queues = real.json.queues.map((q, i) => ({
+    ...q,
+    throttle: i === 0 ? { concurrency: 2, in_flight: 2, rate_limit: 100, rate_period_s: 60, throttled: true } : null,
+  }));
+  const batch = {
+    bid: 'b-1234', parent_bid: null, description: XSS, created_at: new Date().toISOString(),
+    committed: true, total: 10, pending: 4, failed: 1, complete_st: null, success_st: null,
+  };
+  await page.route('**/api/v1/queues', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ queues }) }));
+  await page.route('**/api/v1/batches?*', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ total: 1, batches: [batch] }) }));
+  try {
+    await show(page, '#/queues?throttle');
+    const head = await page.locator('#main thead').innerText();
+    assert.match(head, /THROTTLE/i, `a Throttle column: ${head}`);
+    const first = await page.locator('#main tbody tr').first().innerText();
+    assert.match(first, /2\/2 running/, `concurrency shown: ${first}`);
+    assert.match(first, /100 per 1 min($|[^ ]| [^0-9])/, `rate limit shown: ${first}`);
+    assert.match(first, /throttled/);
+    await screenshot(page, 'queues-throttle');
+    await show(page, '#/batches?shape');
+    const text = await page.locator('#main').innerText();
+    for (const x of ['b-1234', XSS, '10', '4']) assert.ok(text.includes(x), `the batch list shows ${x}: ${text}`);
+    assert.equal(await page.evaluate(() => typeof window.__xss), 'undefined');
+    await screenshot(page, 'batches-list');
+    await page.route('**/api/v1/batches/b-1234', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(batch) }));
+    await page.click('#main a[href="#/batch/b-1234"]');
+    await page.waitForFunction(() => document.getElementById('main').getAttribute('data-route') === '#/batch/b-1234' &&
+      document.getElementById('main').getAttribute('aria-busy') === 'false');
+    const one = await page.locator('#main').innerText();
+    assert.ok(one.includes('10 total, 4 pending, 1 failed') && one.includes(XSS), `the batch page: ${one}`);
+  } finally {
+    await page.unroute('**/api/v1/queues');
+    await page.unroute('**/api/v1/batches?*');
+    await page.unroute('**/api/v1/batches/b-1234');
+  }
+  // This server has no batch routes: a batch page says so.
+  await show(page, '#/batch/nope');
+  assert.match(await page.locator('#main').innerText(), /No batch nope on this server/);
+  // Without the field (this server), no Throttle column.
+  await show(page, '#/queues');
+  assert.doesNotMatch(await page.locator('#main thead').innerText(), /THROTTLE/i);
   assert.deepEqual(errors, []);
 });
 

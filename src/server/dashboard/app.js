@@ -61,10 +61,11 @@
     sec = Math.abs(sec);
     if (sec < 1) return `${Math.round(sec * 1000)} ms`;
     if (sec < 60) return `${sec < 10 ? sec.toFixed(1) : Math.round(sec)} s`;
-    // Whole units, truncated: "59 min 59 s", never "59 min 60 s".
-    if (sec < 3600) return `${Math.floor(sec / 60)} min ${Math.floor(sec % 60)} s`;
-    if (sec < 86400) return `${Math.floor(sec / 3600)} h ${Math.floor((sec % 3600) / 60)} min`;
-    return `${Math.floor(sec / 86400)} d ${Math.floor((sec % 86400) / 3600)} h`;
+    // Two whole units, truncated ("59 min 59 s", never "59 min 60 s"); a zero second unit is left out.
+    const two = (big, bigName, small, smallName) => (small ? `${big} ${bigName} ${small} ${smallName}` : `${big} ${bigName}`);
+    if (sec < 3600) return two(Math.floor(sec / 60), 'min', Math.floor(sec % 60), 's');
+    if (sec < 86400) return two(Math.floor(sec / 3600), 'h', Math.floor((sec % 3600) / 60), 'min');
+    return two(Math.floor(sec / 86400), 'd', Math.floor((sec % 86400) / 3600), 'h');
   }
 
   function fmtRelative(s) {
@@ -754,6 +755,34 @@
     await load();
   }
 
+  const yesNo = (v) => (v ? badge('yes', 'ok') : badge('no', 'muted'));
+  // A batch's callback state: a time when it is one, else the value as text.
+  function stamp(v) {
+    if (v === null || v === undefined || v === '') return h('span', { class: 'muted' }, '—');
+    return typeof v === 'string' && /^\d{4}-\d\d-\d\dT/.test(v) && parseTime(v) !== null ? timeCell(v) : String(v);
+  }
+
+  async function pageBatch(main, bid) {
+    append(main, pageHeader('Batch'));
+    let b;
+    try {
+      b = await api('GET', `/api/v1/batches/${enc(bid)}`);
+    } catch (e) {
+      main.appendChild(e.status === 404 ? h('p', { class: 'empty' }, `No batch ${bid} on this server.`) : errorBox(e));
+      return;
+    }
+    append(main, h('section', { class: 'panel' }, h('h2', { class: 'mono' }, b.bid),
+      dl([
+        ['Description', b.description || '—'],
+        ['Parent', b.parent_bid ? h('a', { class: 'mono', href: `#/batch/${enc(b.parent_bid)}` }, b.parent_bid) : '—'],
+        ['Created', timeCell(b.created_at)],
+        ['Committed', yesNo(b.committed)],
+        ['Jobs', `${fmtNum(b.total)} total, ${fmtNum(b.pending)} pending, ${fmtNum(b.failed)} failed`],
+        ['Complete callback', stamp(b.complete_st)],
+        ['Success callback', stamp(b.success_st)],
+      ])));
+  }
+
   async function pageBatches(main, query) {
     const offset = Math.max(0, parseInt(query.get('offset') || '0', 10) || 0);
     append(main, pageHeader('Batches'));
@@ -765,19 +794,18 @@
       return;
     }
     const rows = Array.isArray(r.batches) ? r.batches : [];
-    const yes = (v) => (v ? badge('yes', 'ok') : badge('no', 'muted'));
     append(main, [
       table([
-        { title: 'Batch', cell: (b) => h('span', { class: 'mono' }, b.bid) },
+        { title: 'Batch', cell: (b) => h('a', { class: 'mono', href: `#/batch/${enc(b.bid)}` }, b.bid) },
         { title: 'Description', cell: (b) => b.description || '—' },
         { title: 'Parent', cell: (b) => (b.parent_bid ? h('span', { class: 'mono' }, b.parent_bid) : '—') },
         { title: 'Created', cell: (b) => timeCell(b.created_at) },
-        { title: 'Committed', cell: (b) => yes(b.committed) },
+        { title: 'Committed', cell: (b) => yesNo(b.committed) },
         { title: 'Total', cell: (b) => fmtNum(b.total), class: 'num' },
         { title: 'Pending', cell: (b) => fmtNum(b.pending), class: 'num' },
         { title: 'Failed', cell: (b) => fmtNum(b.failed), class: 'num' },
-        { title: 'Complete', cell: (b) => (b.complete_st ? String(b.complete_st) : '—') },
-        { title: 'Success', cell: (b) => (b.success_st ? String(b.success_st) : '—') },
+        { title: 'Complete', cell: (b) => stamp(b.complete_st) },
+        { title: 'Success', cell: (b) => stamp(b.success_st) },
       ], rows, 'No batches.'),
       pager(typeof r.total === 'number' ? r.total : rows.length, offset, PAGE_SIZE, (o) => { location.hash = hashWith('#/batches', { offset: o }); }),
     ]);
@@ -813,17 +841,17 @@
     main.setAttribute('aria-busy', 'true');
     let name = parts[0];
     let page = ROUTES[name];
-    if (name === 'job' && parts.length >= 2) {
-      let jid;
+    if ((name === 'job' || name === 'batch') && parts.length >= 2) {
+      let id;
       try {
-        jid = decodeURIComponent(parts.slice(1).join('/'));
+        id = decodeURIComponent(parts.slice(1).join('/'));
       } catch {
-        jid = parts.slice(1).join('/');
+        id = parts.slice(1).join('/');
       }
-      page = (m) => pageJob(m, jid);
+      page = name === 'job' ? (m) => pageJob(m, id) : (m) => pageBatch(m, id);
     }
     for (const a of document.querySelectorAll('#nav a')) {
-      a.classList.toggle('active', a.dataset.page === (name || 'overview'));
+      a.classList.toggle('active', a.dataset.page === (name === 'batch' ? 'batches' : name || 'overview'));
     }
     $('nav').classList.remove('open');
     $('menu-toggle').setAttribute('aria-expanded', 'false');
