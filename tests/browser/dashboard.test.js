@@ -122,8 +122,14 @@ before(async () => {
   await c.push({ jid: newJid(), jobtype: 'Report', queue: 'reports', args: [{ month: 11 }] });
   jids.scheduled = await c.push({ jid: newJid('sched-'), jobtype: 'Reminder', args: ['later'], at: new Date(Date.now() + 3600e3).toISOString() });
 
-  // A job that failed once and waits for its retry.
-  jids.retry = await c.push({ jid: newJid('retry-'), jobtype: 'Flaky', queue: 'flaky', retry: 5, args: [1, 2] });
+  // A job that has failed before (pushed with its failure, as when re-pushed
+  // from elsewhere) fails again and waits for its retry: after 6 failures the
+  // backoff is over 20 minutes, so the retry cannot happen by itself while
+  // the test runs, however slow the machine.
+  jids.retry = await c.push({
+    jid: newJid('retry-'), jobtype: 'Flaky', queue: 'flaky', retry: 25, args: [1, 2],
+    failure: { retry_count: 5, remaining: 20, errtype: 'Timeout', message: 'earlier failure' },
+  });
   assert.equal((await c.fetch(['flaky'])).jid, jids.retry);
   await c.fail(jids.retry, { errtype: 'Timeout', message: 'upstream took too long', backtrace: ['flaky.rb:10 in call', 'worker.rb:3 in run'] });
 
@@ -187,6 +193,8 @@ test('every page loads without console errors; a screenshot of each', async () =
   await show(page, '#/queues');
   const queues = await page.locator('#main tbody tr').allInnerTexts();
   assert.ok(queues.some((r) => r.includes('mail') && r.includes('3')), `Queues lists mail with 3 jobs: ${queues}`);
+  // A heartbeat keeps the worker from being reaped (60 s of silence) on a slow machine.
+  await worker.ok('BEAT {"wid":"w-dash-1"}');
   await show(page, '#/busy');
   const busy = await page.locator('#main').innerText();
   for (const s of ['w-dash-1', 'box-1', '4242', 'blue', '<i>x</i>', jids.busy.slice(0, 20)]) {
