@@ -10,8 +10,8 @@
  * nowhere. The page builds its DOM from text nodes, so a job's text never
  * becomes markup; this policy is the second line of defence.
  */
-#define DASHBOARD_CSP                                                                            \
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "           \
+#define DASHBOARD_CSP                                                                              \
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 const struct dashboard_asset *dashboard_find(const char *name)
