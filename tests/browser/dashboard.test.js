@@ -88,7 +88,7 @@ async function show(page, hash) {
   await page.waitForFunction((h) => {
     const m = document.getElementById('main');
     return m && m.getAttribute('data-route') === h && m.getAttribute('aria-busy') === 'false';
-  }, hash, { timeout: 15000 });
+  }, hash, { timeout: 30000 });
 }
 
 async function screenshot(page, name) {
@@ -96,13 +96,19 @@ async function screenshot(page, name) {
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-// Clicks the button, then the modal's confirm button; resolves with the flash text.
-async function clickConfirmed(page, button) {
+// Clicks the button, then the modal's confirm button; waits for the notice
+// saying `expected` (the notice of an earlier action may still be showing).
+async function clickConfirmed(page, button, expected) {
+  await page.evaluate(() => { document.getElementById('flash').hidden = true; });
   await button.click();
   await page.locator('#modal:not([hidden]) #modal-ok').click();
   const flash = page.locator('#flash:not([hidden])');
-  await flash.waitFor({ timeout: 10000 });
-  return flash.textContent();
+  try {
+    await page.locator('#flash:not([hidden])', { hasText: expected }).waitFor({ timeout: 20000 });
+  } catch (e) {
+    const shown = (await flash.count()) ? await flash.textContent() : '(no notice)';
+    assert.fail(`the page should report ${expected} after the action, it shows: ${shown}`);
+  }
 }
 
 let srv, context, page, errors, cfgDir, profileDir, worker;
@@ -222,7 +228,7 @@ test('the overview charts live throughput and the day history', async () => {
   await c.ack((await c.fetch(['quick'])).jid);
   c.close();
   await waitFor(async () => /[1-9][0-9.]* processed\/s|0\.[1-9][0-9]* processed\/s/.test(await page.locator('#main .panel-head').first().innerText()),
-    { timeoutMs: 15000, what: 'the live chart to report a processed rate above zero' });
+    { timeoutMs: 30000, what: 'the live chart to report a processed rate above zero' });
   const today = new Date().toISOString().slice(0, 10);
   const row = await page.locator('#main tbody tr', { hasText: today }).innerText();
   const cells = row.split('\t').map((s) => s.trim());
@@ -238,8 +244,7 @@ test('a failed job is retried from the Retries page and is back in its queue', a
   const row = page.locator('#main tbody tr', { hasText: jids.retry.slice(0, 20) });
   assert.match(await row.innerText(), /upstream took too long/);
   await row.locator('input.row-select').check();
-  const msg = await clickConfirmed(page, page.locator('button[data-action="retry-selected"]'));
-  assert.match(msg, /1 job enqueued/);
+  await clickConfirmed(page, page.locator('button[data-action="retry-selected"]'), /1 job enqueued/);
   const r = await apiCall(srv.httpPort, 'GET', `/api/v1/jobs/${jids.retry}`);
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.state, 'enqueued', `the retried job is enqueued: ${r.text}`);
@@ -262,8 +267,7 @@ test('a dead job found by jobtype is deleted from the Dead page', async () => {
   await page.click('button[data-action="delete-selected"]');
   await page.click('#modal-cancel');
   assert.equal((await apiCall(srv.httpPort, 'GET', `/api/v1/jobs/${jids.dead}`)).status, 200, 'cancel keeps the job');
-  const msg = await clickConfirmed(page, page.locator('button[data-action="delete-selected"]'));
-  assert.match(msg, /1 job deleted/);
+  await clickConfirmed(page, page.locator('button[data-action="delete-selected"]'), /1 job deleted/);
   const r = await apiCall(srv.httpPort, 'GET', `/api/v1/jobs/${jids.dead}`);
   assert.equal(r.status, 404, `the deleted job is gone: ${r.text}`);
   await page.locator('#main .empty').waitFor();
@@ -276,8 +280,7 @@ test('a dead job found by jobtype is deleted from the Dead page', async () => {
 test('a queue is paused from the Queues page', async () => {
   await show(page, '#/queues');
   const row = page.locator('#main tbody tr', { hasText: 'mail' });
-  const msg = await clickConfirmed(page, row.locator('button[data-action="pause"]'));
-  assert.match(msg, /mail paused/);
+  await clickConfirmed(page, row.locator('button[data-action="pause"]'), /Queue mail paused/);
   const r = await apiCall(srv.httpPort, 'GET', '/api/v1/queues');
   const mail = r.json.queues.find((q) => q.name === 'mail');
   assert.equal(mail.paused, true, `mail is paused: ${r.text}`);
