@@ -19,6 +19,7 @@
 #include "common/xalloc.h"
 #include "engine/engine.h"
 #include "server/confload.h"
+#include "server/crond.h"
 #include "server/info.h"
 #include "server/server.h"
 
@@ -780,6 +781,59 @@ static void api_batch_get(struct server *srv, struct evhttp_request *req, const 
     sbuf_release(&out);
 }
 
+/* ---- history and cron (read-only, for the dashboard and scripts) ---- */
+
+#define API_DEFAULT_DAYS 30
+
+/* GET /history?days=N: the engine's per-day processed/failed counters, oldest day first. */
+static void api_history(struct server *srv, struct evhttp_request *req)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (query && evhttp_parse_query_str(query, &q) != 0) {
+        evhttp_clear_headers(&q);
+        reply_error(req, 400, "malformed query string");
+        return;
+    }
+    const char *days_s = evhttp_find_header(&q, "days");
+    size_t days = API_DEFAULT_DAYS;
+    int bad = days_s && (parse_count(days_s, SIZE_MAX, &days) != 0 || days == 0 ||
+                         days > ENGINE_HISTORY_DAYS); /* the engine keeps no more */
+    evhttp_clear_headers(&q);
+    if (bad) {
+        reply_error(req, 400, "days must be a whole number from 1 to %d", ENGINE_HISTORY_DAYS);
+        return;
+    }
+    int64_t today = timefmt_day(server_now());
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"days\":[");
+    for (size_t i = days; i-- > 0;) {
+        struct day_stats d = engine_day(srv->engine, today - (int64_t)i);
+        char date[16];
+        timefmt_day_string(d.day, date);
+        sbuf_addf(&b, "%s{\"date\":\"%s\",\"processed\":%llu,\"failed\":%llu}",
+                  i + 1 == days ? "" : ",", date, (unsigned long long)d.processed,
+                  (unsigned long long)d.failed);
+    }
+    sbuf_adds(&b, "]}");
+    reply_json(req, 200, &b);
+    sbuf_release(&b);
+}
+
+/* GET /cron: the entries as FWP's CRON lists them (one renderer for both). */
+static void api_cron(struct server *srv, struct evhttp_request *req)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_adds(&b, "{\"entries\":");
+    crond_list_json(srv, &b);
+    sbuf_adds(&b, "}");
+    reply_json(req, 200, &b);
+    sbuf_release(&b);
+}
+
 /* ---- routing ---- */
 
 static void method_not_allowed(struct evhttp_request *req, const char *allow)
@@ -899,6 +953,16 @@ static void route(struct server *srv, struct evhttp_request *req, char **seg, in
             method_not_allowed(req, "POST");
         else if (change_allowed(srv, req, 0))
             api_worker_signal(srv, req, seg[1], seg[2]);
+    } else if (!strcmp(top, "history") && n == 1) {
+        if (!is_get)
+            method_not_allowed(req, "GET");
+        else
+            api_history(srv, req);
+    } else if (!strcmp(top, "cron") && n == 1) {
+        if (!is_get)
+            method_not_allowed(req, "GET");
+        else
+            api_cron(srv, req);
     } else {
         reply_error(req, 404, "no such API route");
     }

@@ -1,6 +1,7 @@
 /*
  * api: spoold's HTTP JSON API under /api/v1 (docs/http-api.md): push jobs,
- * look a job up, list and administer queues, sets and worker processes.
+ * look a job up, list and administer queues, sets and worker processes,
+ * read the per-day history and the cron entries.
  *
  * It speaks to the engine through the same calls as FWP and validates jobs
  * with the same code (job_parse, job_from_cjson), so a job the API accepts

@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "server/api.h"
 #include "server/config.h"
+#include "server/dashboard.h"
 #include "server/info.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -100,7 +101,7 @@ static void on_request(struct evhttp_request *req, void *arg)
                           METRICS_CONTENT_TYPE);
         evhttp_send_reply(req, HTTP_OK, "OK", out);
         evbuffer_free(out);
-    } else {
+    } else if (!dashboard_serve(req, path)) {
         evhttp_send_error(req, HTTP_NOTFOUND, "no such page");
     }
     sbuf_release(&body);

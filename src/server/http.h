@@ -1,8 +1,9 @@
 /*
  * http: the HTTP listener on -w. Checks HTTP Basic auth when a password is
  * set, then serves Faktory's GET /stats (the INFO document), GET /health,
- * GET /metrics (metrics.c) and the JSON API under /api/v1 (api.c; see
- * docs/http-api.md). Event-loop thread only.
+ * GET /metrics (metrics.c), the JSON API under /api/v1 (api.c; see
+ * docs/http-api.md) and the dashboard at / and /ui/ (dashboard.c; see
+ * docs/dashboard.md). Event-loop thread only.
  */
 #ifndef SPOOL_HTTP_H
 #define SPOOL_HTTP_H
