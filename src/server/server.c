@@ -28,6 +28,8 @@
 #include "server/crond.h"
 #include "server/datadir.h"
 #include "server/http.h"
+#include "server/notify.h"
+#include "server/rlimit.h"
 #include "store/journal.h"
 
 int64_t server_now(void)
@@ -53,11 +55,38 @@ int server_push(struct server *srv, struct job *job, char *err)
     }
     int64_t now = server_now();
     int rc = engine_push(srv->engine, job, now);
-    if (rc == 0)
+    if (rc == 0) {
+        if (srv->is_full) {
+            srv->is_full = 0;
+            log_info("msg=\"accepting pushes again\" jobs=%zu job_memory=%zu",
+                     srv->engine->jobs.count, srv->engine->job_bytes);
+        }
         return PUSH_OK;
+    }
     if (rc == 1) { /* the same job again: already stored */
         job_free(job);
         return PUSH_OK;
+    }
+    if (rc == ENGINE_EFULL) {
+        struct engine *e = srv->engine;
+        if (srv->cfg.max_jobs && e->jobs.count >= srv->cfg.max_jobs)
+            snprintf(err, JOB_ERR_MAX,
+                     "server full: it holds %zu jobs, the limit set by --max-jobs is %zu; "
+                     "retry once workers have drained some",
+                     e->jobs.count, srv->cfg.max_jobs);
+        else
+            snprintf(err, JOB_ERR_MAX,
+                     "server full: its jobs take %zu bytes and this one needs %zu more, over the "
+                     "limit of %zu bytes set by --max-memory; retry once workers have drained some",
+                     e->job_bytes, engine_job_footprint(job), srv->cfg.max_memory);
+        if (!srv->is_full) { /* once per episode, not once per refused push */
+            srv->is_full = 1;
+            log_warn("msg=\"refusing pushes: the job limit is reached\" jobs=%zu max_jobs=%zu "
+                     "job_memory=%zu max_memory=%zu", e->jobs.count, srv->cfg.max_jobs,
+                     e->job_bytes, srv->cfg.max_memory);
+        }
+        job_free(job);
+        return PUSH_FULL;
     }
     if (rc == ENGINE_ENOTUNIQUE) {
         const char *holder = engine_unique_holder(srv->engine, job, now);
@@ -276,6 +305,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct server *srv = arg;
     log_info("msg=\"shutting down\" signal=%d", (int)sig);
+    notify_stopping();
     srv->is_stopping = 1;
     event_base_loopexit(srv->base, NULL);
 }
@@ -291,6 +321,8 @@ static struct engine *new_engine(const struct config *cfg, const struct engine_h
     struct engine_config ec;
     engine_config_defaults(&ec);
     ec.dead_max = cfg->dead_max;
+    ec.max_jobs = cfg->max_jobs;
+    ec.max_memory = cfg->max_memory;
     ec.seed = seed | 1;
     return engine_new(&ec, hooks);
 }
@@ -390,6 +422,11 @@ int server_init(struct server *srv, const struct config *cfg)
         return -1;
     }
     signal(SIGPIPE, SIG_IGN);
+    int lim = rlimit_raise_nofile(cfg->max_connections, err, sizeof err);
+    if (lim == 0)
+        log_debug("msg=\"%s\"", err);
+    else
+        log_warn("msg=\"%s\"", err);
     srv->base = event_base_new();
     if (!srv->base) {
         log_error("msg=\"cannot create the event loop\"");
@@ -444,6 +481,10 @@ int server_run(struct server *srv)
     log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s fsync=%s", host,
              srv->fwp_port, whost, srv->http_port, srv->cfg.data_dir, SPOOL_VERSION,
              journal_policy_name(srv->cfg.fsync));
+    char status[640];
+    snprintf(status, sizeof status, "serving FWP on %s:%d, HTTP on %s:%d", host, srv->fwp_port,
+             whost, srv->http_port);
+    notify_ready(status);
     return event_base_dispatch(srv->base) < 0 ? -1 : 0;
 }
 

@@ -57,6 +57,7 @@ struct server {
     char readonly_reason[256];
     struct api_pending *api_pending; /* HTTP API replies held until durable (api.c) */
     struct crond *crond;       /* cron entries and the SIGHUP reload (crond.c) */
+    int is_full;               /* the last push hit --max-jobs/--max-memory (logged once) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */
@@ -88,6 +89,7 @@ enum push_result {
     PUSH_INVALID = -1,    /* too large: refused */
     PUSH_JID_IN_USE = -2, /* the jid belongs to a different job the server holds */
     PUSH_NOT_UNIQUE = -3, /* a unique lock on jobtype + args + queue is held; err starts "NOTUNIQUE " */
+    PUSH_FULL = -4,       /* --max-jobs or --max-memory reached: refused until jobs drain */
 };
 
 /*
