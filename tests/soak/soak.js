@@ -30,6 +30,7 @@ const path = require('node:path');
 
 const READY_RE = /spoold ready fwp=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)/;
 const QUEUE = 'soak';
+const SANITIZER_RE = /AddressSanitizer|LeakSanitizer|runtime error:/;
 
 function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
 
@@ -187,6 +188,7 @@ function launchOnce(bin, dir, args, deadline) {
     const timer = setTimeout(() => resolve(s), Math.max(0, deadline - Date.now()));
     proc.stderr.on('data', (d) => {
       s.err += d;
+      if (SANITIZER_RE.test(d)) s.sanitizer = true;
       if (s.err.length > 200000) s.err = s.err.slice(-100000);
       const m = READY_RE.exec(s.err);
       if (m && !s.port) { s.port = Number(m[1]); s.httpPort = Number(m[2]); clearTimeout(timer); resolve(s); }
@@ -255,6 +257,7 @@ async function main() {
   groups.add(srv.pgid);
   const stats = { spooldKills: 0, workerKills: 0, restarts: 0 };
   const spooldKillTimes = [];
+  const sanitizerReports = []; // spoold stderr of runs that printed a sanitizer report
 
   let nextWorker = 0;
   const startWorker = () => {
@@ -334,6 +337,7 @@ async function main() {
       process.kill(-srv.pgid, 'SIGKILL');
       spooldKillTimes.push(Date.now());
       await srv.exited;
+      if (srv.sanitizer) sanitizerReports.push(srv.err.slice(-4000));
       groups.delete(srv.pgid);
       stats.spooldKills++;
       srv = await launch(opt.spoold, dir, spooldArgs);
@@ -392,6 +396,7 @@ async function main() {
   const st = await Promise.race([srv.exited, sleep(15000).then(() => null)]);
   groups.delete(srv.pgid);
   const cleanStop = st && st.code === 0;
+  if (srv.sanitizer) sanitizerReports.push(srv.err.slice(-4000));
 
   // read the worker logs: every attempt at a job, in time order
   const attempts = new Map(); // jid -> [{pid, fetched, start, ackSent, acked (ms or 0)}]
@@ -465,6 +470,7 @@ async function main() {
   if (dup.unexplained.length) problems.push(`${dup.unexplained.length} jobs processed twice without a killed worker or a spoold kill before the ACK's reply, e.g. ${dup.unexplained.slice(0, 5)}`);
   if (afterAck.length) problems.push(`${afterAck.length} jobs delivered again after their ACK was answered, e.g. ${afterAck.slice(0, 5)}`);
   if (!cleanStop) problems.push(`spoold did not exit 0 on SIGTERM: ${JSON.stringify(st)}\n${srv.err.slice(-2000)}`);
+  if (sanitizerReports.length) problems.push(`spoold printed sanitizer reports:\n${sanitizerReports.join('\n---\n')}`);
   if (acked.size === 0 || processed.size === 0) problems.push('no load went through: nothing acknowledged or processed');
   if (stats.spooldKills === 0 && opt.duration >= 10) problems.push('spoold was never killed: the run tested nothing');
   if (problems.length) {
