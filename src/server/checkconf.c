@@ -129,6 +129,15 @@ int checkconf_run(const struct config *cfg)
     rc = check_data_dir(cfg->data_dir, msg, sizeof msg);
     failed += report(rc == 0, "data directory", msg);
 
+    if (cfg->backup_dir) { /* SIGUSR1 creates a directory in it: it must exist and take one */
+        struct stat st;
+        int ok = stat(cfg->backup_dir, &st) == 0 && S_ISDIR(st.st_mode) &&
+                 access(cfg->backup_dir, W_OK | X_OK) == 0;
+        snprintf(msg, sizeof msg, "%s %s", cfg->backup_dir,
+                 ok ? "is a writable directory" : "must be an existing, writable directory");
+        failed += report(ok, "backup directory", msg);
+    }
+
     printf("spoold --check-config: %s\n", failed ? "FAILED" : "OK");
     return failed ? 1 : 0;
 }

@@ -42,6 +42,8 @@ static const char usage[] =
     "      --snapshot-every BYTES  journal growth that triggers a snapshot\n"
     "                              (default 67108864)\n"
     "      --segment-size BYTES    journal segment size (default 67108864)\n"
+    "      --backup-dir DIR        SIGUSR1 writes a consistent copy of the data\n"
+    "                              (a complete data directory) under DIR\n"
     "      --check-config          validate the flags, the config directory's files\n"
     "                              and the data directory's permissions, then exit\n"
     "      --check                 verify the data directory, print a summary, exit\n"
@@ -148,7 +150,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
 {
     enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT,
            OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR, OPT_MAX_JOBS,
-           OPT_MAX_MEMORY, OPT_CHECK_CONFIG };
+           OPT_MAX_MEMORY, OPT_CHECK_CONFIG, OPT_BACKUP_DIR };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"web-bind", required_argument, NULL, 'w'},
@@ -169,6 +171,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"max-jobs", required_argument, NULL, OPT_MAX_JOBS},
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"backup-dir", required_argument, NULL, OPT_BACKUP_DIR},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -256,6 +259,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
             }
             break;
         case OPT_CHECK_CONFIG: cfg->is_check_config = 1; break;
+        case OPT_BACKUP_DIR: free(cfg->backup_dir); cfg->backup_dir = xstrdup(optarg); break;
         case OPT_CHECK: cfg->is_check = 1; break;
         case OPT_REPAIR: cfg->is_repair = 1; break;
         case 'h': fputs(usage, stdout); return 1;
@@ -299,5 +303,6 @@ void config_release(struct config *cfg)
     free(cfg->data_dir);
     free(cfg->config_dir);
     free(cfg->password);
+    free(cfg->backup_dir);
     memset(cfg, 0, sizeof *cfg);
 }

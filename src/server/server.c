@@ -24,6 +24,7 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "server/api.h"
+#include "server/backup.h"
 #include "server/conn.h"
 #include "server/crond.h"
 #include "server/datadir.h"
@@ -196,6 +197,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (backup_reaped(srv, pid, status))
+            continue;
         if (pid != srv->snapshot_pid)
             continue;
         srv->snapshot_pid = 0;
@@ -458,6 +461,8 @@ int server_init(struct server *srv, const struct config *cfg)
     }
     if (crond_init(srv) != 0) /* a bad cron.json refuses the start */
         return -1;
+    if (backup_init(srv) != 0)
+        return -1;
     if (listen_fwp(srv) != 0 || http_init(srv) != 0)
         return -1;
     srv->tick_ev = evtimer_new(srv->base, on_tick, srv);
@@ -504,6 +509,7 @@ void server_release(struct server *srv)
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
             journal_prune(srv->cfg.data_dir, &fileio_posix, srv->snapshot_segment);
     }
+    backup_release(srv);
     while (srv->conns)
         conn_close(srv->conns);
     if (srv->listener)

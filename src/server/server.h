@@ -27,6 +27,7 @@ struct conn;
 struct journal;
 struct api_pending;
 struct crond;
+struct backup;
 
 struct server {
     struct config cfg;
@@ -58,6 +59,7 @@ struct server {
     struct api_pending *api_pending; /* HTTP API replies held until durable (api.c) */
     struct crond *crond;       /* cron entries and the SIGHUP reload (crond.c) */
     int is_full;               /* the last push hit --max-jobs/--max-memory (logged once) */
+    struct backup *backup;     /* SIGUSR1 online backups (backup.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */

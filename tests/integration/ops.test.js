@@ -177,6 +177,13 @@ test('spoold --check-config: exits 0 on a good setup, 1 naming the bad file or d
     assert.equal(r.status, 1, r.stdout);
     assert.match(r.stdout, /^FAIL +config directory: .*nope/m, r.stdout);
 
+    r = runSpooldSync(['--check-config', '-d', data, '--backup-dir', path.join(tmp, 'no-such-dir')]);
+    assert.equal(r.status, 1, `a missing --backup-dir fails: ${r.stdout}`);
+    assert.match(r.stdout, /^FAIL +backup directory: .*no-such-dir must be an existing, writable directory/m, r.stdout);
+    r = runSpooldSync(['--check-config', '-d', data, '--backup-dir', tmp]);
+    assert.equal(r.status, 0, r.stdout);
+    assert.match(r.stdout, /^ok +backup directory: /m, r.stdout);
+
     r = runSpooldSync(['--check-config', '--max-connections', '0']);
     assert.equal(r.status, 2, 'a bad flag is refused before any check');
     assert.match(r.stderr, /--max-connections/, r.stderr);
@@ -253,5 +260,53 @@ test('spoold raises its soft descriptor limit to the hard one at start', async (
     assert.equal(await within(exited, 10000, 'timeout'), 0);
   } finally {
     removeDir(dir);
+  }
+});
+
+test('SIGUSR1 with --backup-dir writes a consistent copy that spoold starts from', async () => {
+  const backups = makeTempDir('spool-backups-');
+  try {
+    await withServer({ args: ['--backup-dir', backups] }, async (srv) => {
+      const c = await srv.connect();
+      const queued = [makeJob({ queue: 'bq' }), makeJob({ queue: 'bq' }), makeJob({ queue: 'bq' })];
+      for (const j of queued) await c.push(j);
+      await c.push(makeJob({ queue: 'bq', at: new Date(Date.now() + 3600e3).toISOString() }));
+      const done = await c.fetch(['bq']);
+      await c.ack(done.jid);
+      const before = await c.info();
+      srv.proc.kill('SIGUSR1');
+      await waitFor(() => /msg="backup written" path=(\S+)/.test(srv.stderr()), { what: 'the backup written log line', timeoutMs: 10000 });
+      const where = /msg="backup written" path=(\S+)/.exec(srv.stderr())[1];
+      assert.ok(where.startsWith(backups + '/spool-'), `the backup is a new directory under --backup-dir: ${where}`);
+      // changes after the signal are not in the copy
+      await c.push(makeJob({ queue: 'bq' }));
+
+      const copy = await startServer({ dir: where });
+      try {
+        const cc = await copy.connect();
+        const info = await cc.info();
+        assert.deepEqual(
+          { queued: info.faktory.queues.bq, scheduled: info.faktory.sets.scheduled, processed: info.faktory.total_processed },
+          { queued: before.faktory.queues.bq, scheduled: before.faktory.sets.scheduled, processed: before.faktory.total_processed },
+          'the copy holds the state as of SIGUSR1');
+        const got = await cc.fetch(['bq']);
+        assert.equal(got.jid, queued[1].jid, 'the copy keeps the queue order');
+      } finally {
+        await copy.stop();
+      }
+      // a second signal makes a second copy
+      srv.proc.kill('SIGUSR1');
+      await waitFor(() => (srv.stderr().match(/msg="backup written"/g) || []).length === 2, { what: 'a second backup', timeoutMs: 10000 });
+      assert.equal(fs.readdirSync(backups).length, 2, 'two backup directories');
+    });
+    // without --backup-dir: a warning, and spoold goes on
+    await withServer({}, async (srv) => {
+      srv.proc.kill('SIGUSR1');
+      await waitFor(() => /level=warn msg="SIGUSR1: no backup directory/.test(srv.stderr()), { what: 'the warning' });
+      const c = await srv.connect();
+      assert.ok((await c.info()).server, 'spoold still serves');
+    });
+  } finally {
+    removeDir(backups);
   }
 });
