@@ -1,7 +1,10 @@
 /*
- * log: leveled key=value log lines on stderr. Used from the event-loop
- * thread; each line is written with a single write so lines from other
- * threads do not interleave.
+ * log: leveled key=value log lines on stderr, one event per line:
+ *   ts=2026-11-28T04:05:06.789Z level=info msg="..." key=value ...
+ * ts is UTC with milliseconds, level one of error/warn/info/debug, then the
+ * caller's fields, which start with msg="..." (docs/operations.md). Used
+ * from the event-loop thread; each line is written with a single write so
+ * lines from other threads do not interleave.
  */
 #ifndef SPOOL_LOG_H
 #define SPOOL_LOG_H

@@ -39,7 +39,8 @@
     X(ENGINE_ENOTUNIQUE, -5, "a job with the same jobtype, args and queue holds the unique lock") \
     X(ENGINE_EBATCH_UNKNOWN, -6, "no such batch") \
     X(ENGINE_EBATCH_CLOSED, -7, "the batch is committed") \
-    X(ENGINE_EBATCH_DONE, -8, "the batch has completed")
+    X(ENGINE_EBATCH_DONE, -8, "the batch has completed") \
+    X(ENGINE_EFULL, -9, "the server holds as many jobs as its limit allows")
 
 enum engine_error {
 #define X(name, value, text) name = value,
@@ -57,9 +58,13 @@ struct engine_config {
     size_t finished_max;    /* finished jids TRACK GET remembers (0 = none) */
     int64_t batch_ttl_ns;   /* a batch idle this long, with no job left, is pruned */
     size_t batch_max;       /* beyond this many, the longest idle prunable batches go */
+    size_t max_jobs;        /* jobs held (every state) before pushes are refused (0 = no limit) */
+    size_t max_memory;      /* estimated job bytes (engine_job_footprint) held before pushes
+                               are refused (0 = no limit) */
 };
 
-/* Defaults: 100,000 dead jobs, 180 days, 60 s, 10,000 finished jids, batches 30 days / 100,000. */
+/* Defaults: 100,000 dead jobs, 180 days, 60 s, 10,000 finished jids, batches 30 days / 100,000,
+ * no push limits. */
 void engine_config_defaults(struct engine_config *cfg);
 
 enum worker_state { WORKER_RUNNING = 0, WORKER_QUIET, WORKER_TERMINATE };
@@ -166,6 +171,8 @@ struct engine {
     struct sbuf recbuf; /* the record being built */
     int is_replaying;   /* applying records: emit nothing */
     uint64_t replay_skipped; /* records naming jobs the state does not have */
+    size_t job_bytes;        /* sum of engine_job_footprint() over the jobs held */
+    uint64_t pushes_refused_full; /* pushes refused with ENGINE_EFULL */
 };
 
 struct engine *engine_new(const struct engine_config *cfg, const struct engine_hooks *hooks);
@@ -181,6 +188,20 @@ void engine_free(struct engine *e);
  * with its jobtype, args and queue holds an unexpired lock (caller frees).
  */
 int engine_push(struct engine *e, struct job *job, int64_t now_ns);
+/*
+ * (engine_push, continued) ENGINE_EFULL when holding one more job would pass
+ * cfg.max_jobs or cfg.max_memory: the caller still owns job. Only new jobs
+ * are refused: retries, requeues and replayed records never are, so nothing
+ * already accepted is dropped.
+ */
+
+/*
+ * The memory a job is counted for under max_memory: its stored strings plus
+ * a fixed share for the job struct and the index entries that point at it.
+ * An estimate (failure details added later are not counted), cheap and the
+ * same at push and at removal.
+ */
+size_t engine_job_footprint(const struct job *job);
 
 /* The jid holding the unique lock job would need, or NULL (see engine_push). */
 const char *engine_unique_holder(struct engine *e, const struct job *job, int64_t now_ns);

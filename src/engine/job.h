@@ -84,6 +84,7 @@ struct job {
     struct tset_node tnode;    /* set membership when SCHEDULED/RETRY/DEAD/WORKING */
     char *wid;                 /* reserving process when WORKING ("" for none) */
     int64_t reserved_at_ns;
+    size_t mem_bytes;          /* what the engine counted for it in job_bytes */
 };
 
 /* Validation errors carry Faktory's message text; see docs/protocol.md. */

@@ -276,7 +276,7 @@ static void push_single(struct server *srv, struct evhttp_request *req, const ch
     char *jid = xstrdup(job->jid);
     int rc = server_push(srv, job, err);
     if (rc != 0) {
-        reply_error(req, rc == PUSH_INVALID ? 400 : 409, "%s", err);
+        reply_error(req, rc == PUSH_INVALID ? 400 : rc == PUSH_FULL ? 503 : 409, "%s", err);
     } else {
         cJSON *jids = cJSON_CreateArray();
         cJSON_AddItemToArray(jids, cJSON_CreateString(jid));
@@ -312,7 +312,7 @@ static void push_array(struct server *srv, struct evhttp_request *req, const cha
     cJSON *jids = cJSON_CreateArray();
     cJSON *errors = cJSON_CreateObject();
     int64_t now = server_now();
-    int n_ok = 0, n_bad = 0;
+    int n_ok = 0, n_bad = 0, n_full = 0;
     cJSON_ArrayForEach(item, arr)
     {
         char err[JOB_ERR_MAX];
@@ -320,7 +320,11 @@ static void push_array(struct server *srv, struct evhttp_request *req, const cha
         char *jid = xstrdup(cJSON_IsString(jv) ? jv->valuestring
                                                : ""); /* job_from_cjson may reshape item */
         struct job *job;
-        if (job_from_cjson(item, now, &job, err) != 0 || server_push(srv, job, err) != 0) {
+        int rc = job_from_cjson(item, now, &job, err);
+        if (rc == 0)
+            rc = server_push(srv, job, err);
+        if (rc != 0) {
+            n_full += rc == PUSH_FULL;
             cJSON_DeleteItemFromObjectCaseSensitive(errors, jid);
             cJSON_AddStringToObject(errors, jid, err);
             n_bad++;
@@ -331,10 +335,10 @@ static void push_array(struct server *srv, struct evhttp_request *req, const cha
         free(jid);
     }
     cJSON_Delete(arr);
-    if (n_ok == 0) { /* nothing stored: not "accepted" */
+    if (n_ok == 0) { /* nothing stored: not "accepted"; 503 when the limit refused any */
         cJSON *o = cJSON_CreateObject();
         cJSON_AddItemToObject(o, "errors", errors);
-        reply_cjson(req, 400, o);
+        reply_cjson(req, n_full ? 503 : 400, o);
         cJSON_Delete(o);
         cJSON_Delete(jids);
         return;

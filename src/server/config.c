@@ -30,6 +30,12 @@ static const char usage[] =
     "      --max-output BYTES      reply bytes held for a client that does not\n"
     "                              read before it is disconnected (default 67108864)\n"
     "      --max-connections N     connection limit (default 2000)\n"
+    "      --max-jobs N            jobs held (queued, scheduled, working, retries,\n"
+    "                              dead) before new pushes are refused (default 0:\n"
+    "                              no limit)\n"
+    "      --max-memory BYTES      estimated memory of the jobs held before new\n"
+    "                              pushes are refused; K, M, G suffixes (512M, 2G)\n"
+    "                              (default 0: no limit)\n"
     "      --dead-max N            dead jobs kept; oldest dropped beyond it\n"
     "                              (default 100000, 0 = no limit)\n"
     "      --line-timeout SECONDS  a command line must be complete this long\n"
@@ -47,6 +53,11 @@ static const char usage[] =
     "                              CA in this PEM file\n"
     "                              Without these flags, TLS is on when the config\n"
     "                              directory holds public.cert.pem and private.key.pem\n"
+    "      --backup-dir DIR        SIGUSR1 writes a consistent copy of the data\n"
+    "                              (a complete data directory) under DIR\n"
+    "      --check-config          validate the flags, the config directory's files,\n"
+    "                              the TLS files and the data directory's\n"
+    "                              permissions, then exit\n"
     "      --check                 verify the data directory, print a summary, exit\n"
     "      --repair                with --check: cut a corrupt journal at the\n"
     "                              first bad record (what follows is lost)\n"
@@ -82,6 +93,35 @@ int config_split_hostport(const char *s, char *host, size_t hostlen, int *port)
     memcpy(host, h, n);
     host[n] = '\0';
     *port = (int)p;
+    return 0;
+}
+
+int config_parse_bytes(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    if (!*s || *s == '-' || *s == '+' || *s == ' ')
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    int shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: break;
+    }
+    if (shift && *end == 'i')
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end)
+        return -1;
+    if (shift && v > (SIZE_MAX >> shift))
+        return -1;
+    *out = (size_t)(v << shift);
     return 0;
 }
 
@@ -163,7 +203,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
 {
     enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT,
            OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR,
-           OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA };
+           OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
+           OPT_MAX_JOBS, OPT_MAX_MEMORY, OPT_CHECK_CONFIG, OPT_BACKUP_DIR };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"web-bind", required_argument, NULL, 'w'},
@@ -184,6 +225,10 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"tls-ca", required_argument, NULL, OPT_TLS_CA},
         {"check", no_argument, NULL, OPT_CHECK},
         {"repair", no_argument, NULL, OPT_REPAIR},
+        {"max-jobs", required_argument, NULL, OPT_MAX_JOBS},
+        {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+        {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
+        {"backup-dir", required_argument, NULL, OPT_BACKUP_DIR},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -262,6 +307,19 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_TLS_CERT: free(cfg->tls_cert); cfg->tls_cert = xstrdup(optarg); break;
         case OPT_TLS_KEY: free(cfg->tls_key); cfg->tls_key = xstrdup(optarg); break;
         case OPT_TLS_CA: free(cfg->tls_ca); cfg->tls_ca = xstrdup(optarg); break;
+        case OPT_MAX_JOBS:
+            if (parse_size("--max-jobs", optarg, 0, &cfg->max_jobs))
+                return -1;
+            break;
+        case OPT_MAX_MEMORY:
+            if (config_parse_bytes(optarg, &cfg->max_memory)) {
+                fprintf(stderr, "spoold: --max-memory wants a byte count such as 1048576, 512M or "
+                                "2G, not \"%s\"\n", optarg);
+                return -1;
+            }
+            break;
+        case OPT_CHECK_CONFIG: cfg->is_check_config = 1; break;
+        case OPT_BACKUP_DIR: free(cfg->backup_dir); cfg->backup_dir = xstrdup(optarg); break;
         case OPT_CHECK: cfg->is_check = 1; break;
         case OPT_REPAIR: cfg->is_repair = 1; break;
         case 'h': fputs(usage, stdout); return 1;
@@ -310,5 +368,6 @@ void config_release(struct config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->tls_ca);
+    free(cfg->backup_dir);
     memset(cfg, 0, sizeof *cfg);
 }

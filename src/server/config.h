@@ -32,6 +32,10 @@ struct config {
     size_t segment_max;    /* journal segment size before a new one starts */
     int is_check;          /* --check: verify the data directory and exit */
     int is_repair;         /* with --check: cut corruption off */
+    size_t max_jobs;       /* jobs held before pushes are refused (0 = no limit) */
+    size_t max_memory;     /* estimated job bytes held before pushes are refused (0 = no limit) */
+    int is_check_config;   /* --check-config: validate the settings and exit */
+    char *backup_dir;      /* SIGUSR1 writes backups under it; NULL: none */
 };
 
 /*
@@ -41,6 +45,12 @@ struct config {
  */
 int config_parse(struct config *cfg, int argc, char **argv);
 void config_release(struct config *cfg);
+
+/*
+ * Parses a byte count with an optional K, M, G or T suffix (powers of 1024,
+ * an optional trailing B or iB: 512M, 2GiB). Returns 0, or -1 if malformed.
+ */
+int config_parse_bytes(const char *s, size_t *out);
 
 /* Splits "host:port" (or "[v6]:port"); returns 0, or -1 if malformed. */
 int config_split_hostport(const char *s, char *host, size_t hostlen, int *port);

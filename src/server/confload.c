@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -52,6 +53,23 @@ static int load_throttles(struct confload *cl, struct throttle_config *out, char
     free(buf);
     if (rc != 0)
         snprintf(err, errlen, "%s: %s", cl->throttles_path, perr);
+    return rc;
+}
+
+int confload_check_file(const char *config_dir, char *msg, size_t msglen)
+{
+    size_t n = strlen(config_dir) + sizeof THROTTLES_FILE + 1;
+    struct confload cl = {.throttles_path = xmalloc(n)};
+    snprintf(cl.throttles_path, n, "%s/%s", config_dir, THROTTLES_FILE);
+    struct throttle_config thr;
+    int rc = load_throttles(&cl, &thr, msg, msglen);
+    if (rc == 0 && access(cl.throttles_path, F_OK) == 0)
+        snprintf(msg, msglen, "%s: %zu queues", cl.throttles_path, thr.n);
+    else if (rc == 0)
+        snprintf(msg, msglen, "%s: absent (no throttles)", cl.throttles_path);
+    if (rc == 0)
+        throttle_config_release(&thr);
+    free(cl.throttles_path);
     return rc;
 }
 

@@ -39,6 +39,13 @@ int confload_init(struct server *srv);
  */
 int confload_reload(struct server *srv, struct sbuf *out, char *err);
 
+/*
+ * spoold --check-config: reads and validates <config_dir>/throttles.json
+ * without a server (a missing file is fine: no throttles). Returns 0 with a
+ * one-line summary in msg, or -1 with what is wrong in msg.
+ */
+int confload_check_file(const char *config_dir, char *msg, size_t msglen);
+
 /* Frees the loaded configuration and the SIGHUP event; safe on a half-built server. */
 void confload_release(struct server *srv);
 

@@ -136,6 +136,23 @@ size_t crond_entries(struct server *srv)
     return cd && cd->table ? cd->table->n : 0;
 }
 
+int crond_check_file(const char *config_dir, char *msg, size_t msglen)
+{
+    struct crond cd = {0};
+    size_t n = strlen(config_dir) + sizeof CRON_FILE + 1;
+    cd.path = xmalloc(n);
+    snprintf(cd.path, n, "%s/%s", config_dir, CRON_FILE);
+    struct cron_table *t = NULL;
+    int rc = load(&cd, 1, &t, msg, msglen);
+    if (rc == 0 && t)
+        snprintf(msg, msglen, "%s: %zu entries", cd.path, t->n);
+    else if (rc == 0)
+        snprintf(msg, msglen, "%s: absent (no periodic jobs)", cd.path);
+    cron_table_free(t);
+    free(cd.path);
+    return rc;
+}
+
 int crond_init(struct server *srv)
 {
     struct crond *cd = xcalloc(1, sizeof *cd);

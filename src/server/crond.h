@@ -48,6 +48,13 @@ int64_t crond_tick(struct server *srv, int64_t now_ns);
 /* Appends the CRON listing (a JSON array; "[]" without entries) to out. */
 void crond_list_json(struct server *srv, struct sbuf *out);
 
+/*
+ * spoold --check-config: reads and validates <config_dir>/cron.json without a
+ * server (a missing file is fine: no entries). Returns 0 with a one-line
+ * summary in msg, or -1 with what is wrong in msg.
+ */
+int crond_check_file(const char *config_dir, char *msg, size_t msglen);
+
 /* Frees the table; safe on a half-initialised server. */
 void crond_release(struct server *srv);
 

@@ -43,6 +43,15 @@ static void add_server(struct server *srv, cJSON *root, int64_t now)
     cJSON_AddNumberToObject(s, "connections", srv->nconns);
     cJSON_AddNumberToObject(s, "command_count", (double)srv->command_count);
     cJSON_AddNumberToObject(s, "used_memory_mb", (double)(long)(rss_mb() + 0.5));
+    /* spool extension: the push limits (0 = none) and what counts against them. */
+    struct engine *e = srv->engine;
+    cJSON *lim = cJSON_AddObjectToObject(s, "limits");
+    cJSON_AddNumberToObject(lim, "max_jobs", (double)srv->cfg.max_jobs);
+    cJSON_AddNumberToObject(lim, "jobs", (double)e->jobs.count);
+    cJSON_AddNumberToObject(lim, "max_memory", (double)srv->cfg.max_memory);
+    cJSON_AddNumberToObject(lim, "job_memory", (double)e->job_bytes);
+    cJSON_AddNumberToObject(lim, "refused", (double)e->pushes_refused_full);
+    cJSON_AddNumberToObject(lim, "max_connections", srv->cfg.max_connections);
     if (srv->journal) {
         struct journal_stats js;
         journal_get_stats(srv->journal, &js);

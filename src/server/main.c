@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "common/log.h"
+#include "server/checkconf.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -17,6 +18,11 @@ int main(int argc, char **argv)
         return rc > 0 ? EXIT_SUCCESS : 2;
     }
     log_set_level(cfg.log_level);
+    if (cfg.is_check_config) {
+        rc = checkconf_run(&cfg);
+        config_release(&cfg);
+        return rc;
+    }
     if (cfg.is_check) {
         rc = server_check(&cfg);
         config_release(&cfg);

@@ -188,6 +188,22 @@ void metrics_render(struct server *srv, struct sbuf *out)
     metric_u64(out, "spool_reservations_expired_total", "counter",
                "Reservations that expired before an ACK or FAIL.", e->expired_reservations);
     metric_u64(out, "spool_connections", "gauge", "Open FWP connections.", (uint64_t)srv->nconns);
+    metric_u64(out, "spool_connections_max", "gauge", "The connection limit (--max-connections).",
+               (uint64_t)srv->cfg.max_connections);
+    metric_u64(out, "spool_jobs_held", "gauge", "Jobs held in every state.",
+               (uint64_t)e->jobs.count);
+    metric_u64(out, "spool_jobs_held_max", "gauge",
+               "Jobs held before new pushes are refused (--max-jobs; 0 = no limit).",
+               (uint64_t)srv->cfg.max_jobs);
+    metric_u64(out, "spool_job_memory_bytes", "gauge",
+               "Estimated memory of the jobs held, as --max-memory counts it.",
+               (uint64_t)e->job_bytes);
+    metric_u64(out, "spool_job_memory_max_bytes", "gauge",
+               "Estimated job memory before new pushes are refused (--max-memory; 0 = no limit).",
+               (uint64_t)srv->cfg.max_memory);
+    metric_u64(out, "spool_pushes_refused_full_total", "counter",
+               "Pushes refused because --max-jobs or --max-memory was reached.",
+               e->pushes_refused_full);
     metric_u64(out, "spool_workers", "gauge", "Known worker processes.",
                (uint64_t)e->workers.count);
     metric_u64(out, "spool_readonly", "gauge", "1 when the journal failed and changes are refused.",

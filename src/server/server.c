@@ -24,12 +24,15 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "server/api.h"
+#include "server/backup.h"
 #include "server/conn.h"
 #include "server/confload.h"
 #include "server/crond.h"
 #include "server/datadir.h"
 #include "server/http.h"
 #include "server/tls.h"
+#include "server/notify.h"
+#include "server/rlimit.h"
 #include "store/journal.h"
 
 int64_t server_now(void)
@@ -55,11 +58,38 @@ int server_push(struct server *srv, struct job *job, char *err)
     }
     int64_t now = server_now();
     int rc = engine_push(srv->engine, job, now);
-    if (rc == 0)
+    if (rc == 0) {
+        if (srv->is_full) {
+            srv->is_full = 0;
+            log_info("msg=\"accepting pushes again\" jobs=%zu job_memory=%zu",
+                     srv->engine->jobs.count, srv->engine->job_bytes);
+        }
         return PUSH_OK;
+    }
     if (rc == 1) { /* the same job again: already stored */
         job_free(job);
         return PUSH_OK;
+    }
+    if (rc == ENGINE_EFULL) {
+        struct engine *e = srv->engine;
+        if (srv->cfg.max_jobs && e->jobs.count >= srv->cfg.max_jobs)
+            snprintf(err, JOB_ERR_MAX,
+                     "server full: it holds %zu jobs, the limit set by --max-jobs is %zu; "
+                     "retry once workers have drained some",
+                     e->jobs.count, srv->cfg.max_jobs);
+        else
+            snprintf(err, JOB_ERR_MAX,
+                     "server full: its jobs take %zu bytes and this one needs %zu more, over the "
+                     "limit of %zu bytes set by --max-memory; retry once workers have drained some",
+                     e->job_bytes, engine_job_footprint(job), srv->cfg.max_memory);
+        if (!srv->is_full) { /* once per episode, not once per refused push */
+            srv->is_full = 1;
+            log_warn("msg=\"refusing pushes: the job limit is reached\" jobs=%zu max_jobs=%zu "
+                     "job_memory=%zu max_memory=%zu", e->jobs.count, srv->cfg.max_jobs,
+                     e->job_bytes, srv->cfg.max_memory);
+        }
+        job_free(job);
+        return PUSH_FULL;
     }
     if (rc == ENGINE_ENOTUNIQUE) {
         const char *holder = engine_unique_holder(srv->engine, job, now);
@@ -182,6 +212,8 @@ static void on_sigchld(evutil_socket_t sig, short what, void *arg)
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (backup_reaped(srv, pid, status))
+            continue;
         if (pid != srv->snapshot_pid)
             continue;
         srv->snapshot_pid = 0;
@@ -294,6 +326,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct server *srv = arg;
     log_info("msg=\"shutting down\" signal=%d", (int)sig);
+    notify_stopping();
     srv->is_stopping = 1;
     event_base_loopexit(srv->base, NULL);
 }
@@ -309,6 +342,8 @@ static struct engine *new_engine(const struct config *cfg, const struct engine_h
     struct engine_config ec;
     engine_config_defaults(&ec);
     ec.dead_max = cfg->dead_max;
+    ec.max_jobs = cfg->max_jobs;
+    ec.max_memory = cfg->max_memory;
     ec.seed = seed | 1;
     return engine_new(&ec, hooks);
 }
@@ -417,6 +452,11 @@ int server_init(struct server *srv, const struct config *cfg)
         return -1;
     }
     signal(SIGPIPE, SIG_IGN);
+    int lim = rlimit_raise_nofile(cfg->max_connections, err, sizeof err);
+    if (lim == 0)
+        log_debug("msg=\"%s\"", err);
+    else
+        log_warn("msg=\"%s\"", err);
     srv->base = event_base_new();
     if (!srv->base) {
         log_error("msg=\"cannot create the event loop\"");
@@ -448,6 +488,8 @@ int server_init(struct server *srv, const struct config *cfg)
     }
     if (confload_init(srv) != 0) /* a bad cron.json or throttles.json refuses the start */
         return -1;
+    if (backup_init(srv) != 0)
+        return -1;
     if (listen_fwp(srv) != 0 || http_init(srv) != 0)
         return -1;
     srv->tick_ev = evtimer_new(srv->base, on_tick, srv);
@@ -471,6 +513,10 @@ int server_run(struct server *srv)
     log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s fsync=%s tls=%s", host,
              srv->fwp_port, whost, srv->http_port, srv->cfg.data_dir, SPOOL_VERSION,
              journal_policy_name(srv->cfg.fsync), srv->tls ? "on" : "off");
+    char status[640];
+    snprintf(status, sizeof status, "serving FWP on %s:%d, HTTP on %s:%d", host, srv->fwp_port,
+             whost, srv->http_port);
+    notify_ready(status);
     return event_base_dispatch(srv->base) < 0 ? -1 : 0;
 }
 
@@ -492,6 +538,7 @@ void server_release(struct server *srv)
         if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
             journal_prune(srv->cfg.data_dir, &fileio_posix, srv->snapshot_segment);
     }
+    backup_release(srv);
     while (srv->conns)
         conn_close(srv->conns);
     if (srv->listener)

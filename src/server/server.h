@@ -29,6 +29,7 @@ struct api_pending;
 struct crond;
 struct confload;
 struct tls_server;
+struct backup;
 
 struct server {
     struct config cfg;
@@ -61,6 +62,8 @@ struct server {
     struct crond *crond;       /* cron entries (crond.c) */
     struct confload *confload; /* throttles.json, SIGHUP and API reloads (confload.c) */
     struct tls_server *tls;    /* NULL: plaintext; else both listeners speak TLS only (tls.c) */
+    int is_full;               /* the last push hit --max-jobs/--max-memory (logged once) */
+    struct backup *backup;     /* SIGUSR1 online backups (backup.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */
@@ -93,6 +96,7 @@ enum push_result {
     PUSH_JID_IN_USE = -2, /* the jid belongs to a different job the server holds */
     PUSH_NOT_UNIQUE = -3, /* a unique lock on jobtype + args + queue is held; err starts "NOTUNIQUE " */
     PUSH_BATCH = -4,      /* custom.bid names no batch, or a committed one */
+    PUSH_FULL = -5,       /* --max-jobs or --max-memory reached: refused until jobs drain */
 };
 
 /*

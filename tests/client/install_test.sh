@@ -17,6 +17,18 @@ export PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$root"
 libdir=$(dirname "$pcdir")
 cp "$src/examples/producer.c" "$src/examples/worker.c" "$src/examples/Makefile" "$tmp/"
 make -s -C "$tmp" CFLAGS="-O0 -Wall -Werror -Wno-unused-parameter ${EXAMPLE_CFLAGS:-}" >/dev/null
+# the systemd unit: installed under PREFIX/lib/systemd/system, naming the installed spoold
+unit=$root$prefix/lib/systemd/system/spoold.service
+test -f "$unit" || { echo "install_test: no $unit"; exit 1; }
+grep -q "^ExecStart=$prefix/bin/spoold " "$unit" || { echo "install_test: ExecStart does not name $prefix/bin/spoold"; cat "$unit"; exit 1; }
+grep -q '^Type=notify$' "$unit" || { echo "install_test: the unit is not Type=notify"; exit 1; }
+if command -v systemd-analyze >/dev/null 2>&1; then
+  # verify wants the binaries where the unit says: point it into DESTDIR
+  mkdir "$tmp/unit"
+  sed "s|$prefix/|$root$prefix/|g" "$unit" >"$tmp/unit/spoold.service"
+  warnings=$(systemd-analyze verify "$tmp/unit/spoold.service" 2>&1 || echo "systemd-analyze verify failed")
+  [ -z "$warnings" ] || { echo "install_test: systemd-analyze verify: $warnings"; exit 1; }
+fi
 # run against a live spoold on port 0
 mkdir "$tmp/data"
 "$SPOOLD" -b 127.0.0.1:0 -w 127.0.0.1:0 -d "$tmp/data" 2>"$tmp/log" &

@@ -1913,11 +1913,67 @@ static void engine_client_retry_count_does_not_overflow(void **state)
     }
 }
 
+/* ---- push limits ---- */
+
+static void engine_max_jobs_refuses_new_pushes_only(void **state)
+{
+    struct engine_config cfg = test_config();
+    cfg.max_jobs = 3;
+    reopen(&cfg);
+    push_retry("lim-0003", "Work");
+    push("lim-0001", "default", NULL);
+    push("lim-0002", "default", NULL);
+    struct job *extra = make_job("lim-0004", "Work", "default", NULL);
+    assert_int_equal(engine_push(E, extra, clock_ns), ENGINE_EFULL);
+    assert_int_equal(E->pushes_refused_full, 1);
+    assert_null(find("lim-0004"));
+    /* re-sending a held job is still the idempotent no-op, not a refusal */
+    struct job *again = make_job("lim-0001", "Work", "default", NULL);
+    assert_int_equal(engine_push(E, again, clock_ns), 1);
+    job_free(again);
+    /* the retry comes back into its queue while full: nothing held is dropped */
+    clock_ns += (int64_t)3600 * NS_PER_S;
+    engine_tick(E, clock_ns);
+    assert_int_equal(find("lim-0003")->state, JOB_ENQUEUED);
+    assert_int_equal(E->jobs.count, 3);
+    /* one ACK makes room for one */
+    struct job *got = fetch1("default", "w-test");
+    assert_int_equal(engine_ack(E, got->jid, clock_ns), 0);
+    assert_int_equal(engine_push(E, extra, clock_ns), 0);
+}
+
+static void engine_job_bytes_follow_the_jobs_held(void **state)
+{
+    struct engine_config cfg = test_config();
+    reopen(&cfg);
+    assert_int_equal(E->job_bytes, 0);
+    struct job *a = push("mem-0001", "default", NULL);
+    size_t fa = engine_job_footprint(a);
+    assert_true(fa > a->body_len);
+    assert_int_equal(E->job_bytes, fa);
+    struct job *b = push("mem-0002", "default", "\"custom\":{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+    assert_int_equal(E->job_bytes, fa + engine_job_footprint(b));
+    assert_int_equal(engine_ack(E, fetch1("default", "w")->jid, clock_ns), 0);
+    assert_int_equal(E->job_bytes, engine_job_footprint(b));
+    /* max_memory: a job that would pass it is refused, a smaller one may fit */
+    cfg.max_memory = E->job_bytes + fa;
+    E->cfg.max_memory = cfg.max_memory;
+    struct job *big = make_job("mem-0003", "Work", "default", "\"custom\":{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+    assert_int_equal(engine_push(E, big, clock_ns), ENGINE_EFULL);
+    job_free(big);
+    push("mem-0004", "default", NULL); /* same size as mem-0001: fits exactly */
+    assert_int_equal(E->job_bytes, cfg.max_memory);
+    engine_flush(E);
+    assert_int_equal(E->job_bytes, 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(engine_push_fetch_ack),
+        T(engine_max_jobs_refuses_new_pushes_only),
+        T(engine_job_bytes_follow_the_jobs_held),
         T(engine_fetch_without_wid),
         T(engine_fetch_fifo_within_queue),
         T(engine_fetch_strict_queue_priority),
