@@ -105,12 +105,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     sbuf_release(&body);
 }
 
-int http_init(struct server *srv)
+void http_new(struct server *srv)
 {
-    char host[256];
-    int port;
-    if (config_split_hostport(srv->cfg.http_bind, host, sizeof host, &port))
-        return -1;
     srv->http = evhttp_new(srv->base);
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     evhttp_set_max_headers_size(srv->http, 16384);
@@ -119,6 +115,15 @@ int http_init(struct server *srv)
     evhttp_set_max_body_size(srv->http, (ev_ssize_t)max_body + 1);
     evhttp_set_timeout(srv->http, 30);
     evhttp_set_gencb(srv->http, on_request, srv);
+}
+
+int http_init(struct server *srv)
+{
+    char host[256];
+    int port;
+    if (config_split_hostport(srv->cfg.http_bind, host, sizeof host, &port))
+        return -1;
+    http_new(srv);
     struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
     if (!sock) {
         log_error("msg=\"cannot listen for HTTP\" bind=%s", srv->cfg.http_bind);

@@ -11,6 +11,12 @@ struct server;
 
 /* Binds srv->cfg.http_bind; sets srv->http and srv->http_port. 0 or -1 (logged). */
 int http_init(struct server *srv);
+/*
+ * Creates srv->http with spoold's limits and request handler but no
+ * listening socket (http_init calls it, then binds; the HTTP fuzz target
+ * gives it a socket of its own with evhttp_accept_socket).
+ */
+void http_new(struct server *srv);
 /* Answers API requests still held for durability (503), then frees the listener. */
 void http_release(struct server *srv);
 
