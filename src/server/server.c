@@ -24,6 +24,7 @@
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "server/api.h"
+#include "server/authdelay.h"
 #include "server/conn.h"
 #include "server/crond.h"
 #include "server/datadir.h"
@@ -467,6 +468,7 @@ void server_release(struct server *srv)
         conn_close(srv->conns);
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    authdelay_release(srv); /* held 401s are answered before evhttp goes */
     http_release(srv);
     crond_release(srv);
     if (srv->tick_ev)

@@ -27,6 +27,7 @@ struct conn;
 struct journal;
 struct api_pending;
 struct crond;
+struct authdelay;
 
 struct server {
     struct config cfg;
@@ -57,6 +58,7 @@ struct server {
     char readonly_reason[256];
     struct api_pending *api_pending; /* HTTP API replies held until durable (api.c) */
     struct crond *crond;       /* cron entries and the SIGHUP reload (crond.c) */
+    struct authdelay *authdelay; /* failed password attempts and held replies (authdelay.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */

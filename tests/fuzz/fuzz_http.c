@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fuzz_server.h"
+#include "server/authdelay.h"
 #include "server/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     int fds[2] = {-1, cfd};
     fuzz_server_drive(&srv, fds[1], data, size);
+    authdelay_release(&srv); /* as server_release: held 401s go before evhttp */
     http_release(&srv);
     fuzz_server_release(&srv);
     close(fds[1]);
