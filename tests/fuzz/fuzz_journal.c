@@ -225,7 +225,10 @@ static void reset_files(void)
     memset(open_fd, 0, sizeof open_fd);
 }
 
-/* Splits the input into files; names with '/' or NUL bytes are skipped. */
+/*
+ * Splits the input into files. Names with '/' or NUL bytes, and a second
+ * file of a name already taken, are skipped: no directory holds those.
+ */
 static void load_files(const uint8_t *data, size_t size)
 {
     size_t off = 0;
@@ -243,7 +246,10 @@ static void load_files(const uint8_t *data, size_t size)
         off += 4;
         if (dl > size - off)
             dl = size - off;
-        if (!memchr(name, '/', nl) && !memchr(name, '\0', nl) && nl < sizeof files[n].name) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%.*s", DIR, (int)nl, (const char *)name);
+        if (!memchr(name, '/', nl) && !memchr(name, '\0', nl) && nl < sizeof files[n].name &&
+            !find(path)) {
             struct memfile *f = &files[n++];
             f->is_used = 1;
             memcpy(f->name, name, nl);
