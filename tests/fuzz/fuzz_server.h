@@ -23,10 +23,11 @@ void fuzz_server_release(struct server *srv);
 
 /*
  * Writes input to the client end of a socketpair, closes the client's
- * sending side, and runs the loop until the server end is closed or a
- * bounded number of rounds passes, reading and discarding every reply
- * (copied to stderr when the environment has FUZZ_ECHO). The server's end
- * was already handed to conn_accept or evhttp.
+ * sending side once all of it is in and the server has gone quiet, and runs
+ * the loop until the server closes its end or a bounded number of rounds
+ * passes, reading and discarding every reply (copied to stderr when the
+ * environment has FUZZ_ECHO). The server's end was already handed to
+ * conn_accept or evhttp.
  */
 void fuzz_server_drive(struct server *srv, int client_fd, const uint8_t *input, size_t len);
 
