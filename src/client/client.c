@@ -180,7 +180,8 @@ static int read_line(spool_client *c, int64_t deadline, char **line, size_t *len
 {
     size_t scanned = 0;
     for (;;) {
-        char *start = c->rbuf + c->rpos;
+        /* No buffer before the first read: NULL + 0 is undefined behaviour in C. */
+        char *start = c->rbuf ? c->rbuf + c->rpos : NULL;
         size_t avail = c->rlen - c->rpos;
         char *nl = avail > scanned ? memchr(start + scanned, '\n', avail - scanned) : NULL;
         if (nl) {

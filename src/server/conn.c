@@ -150,6 +150,8 @@ static void conn_free(struct conn *c)
     event_free(c->fetch_timer);
     event_free(c->line_timer);
     event_free(c->close_ev);
+    if (c->auth_timer)
+        event_free(c->auth_timer);
     bufferevent_free(c->bev);
     evbuffer_free(c->held);
     free(c->marks);

@@ -40,6 +40,7 @@ struct conn {
     struct event *fetch_timer; /* FETCH block deadline */
     struct event *line_timer; /* a partial command line has this long to finish */
     struct event *close_ev;   /* frees the connection from the loop */
+    struct event *auth_timer; /* holds a wrong password's reply (authdelay.c), or NULL */
     int is_blocked;         /* a FETCH is waiting for a job or its deadline */
     int in_process;         /* inside process_input: freeing waits until it returns */
     int want_free;

@@ -15,6 +15,7 @@
 #include "common/timefmt.h"
 #include "common/sbuf.h"
 #include "common/xalloc.h"
+#include "server/authdelay.h"
 #include "server/conn.h"
 #include "server/crond.h"
 #include "server/info.h"
@@ -104,10 +105,8 @@ void fwp_hello(struct conn *c, char *line, size_t len)
         char want[65];
         password_hash(srv->cfg.password, c->salt, version < 2 ? 1 : c->iterations, want);
         if (!given || strlen(given) != 64 || CRYPTO_memcmp(given, want, 64) != 0) {
-            log_warn("msg=\"client gave a wrong password\" peer=%s", c->peer);
             cJSON_Delete(h);
-            conn_reply_err(c, "Invalid password");
-            conn_close_after_flush(c);
+            authdelay_fwp(c); /* logs, then answers "Invalid password" after a delay */
             return;
         }
     }

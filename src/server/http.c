@@ -8,12 +8,13 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 
 #include "common/log.h"
 #include "server/api.h"
+#include "server/auth.h"
+#include "server/authdelay.h"
 #include "server/config.h"
 #include "server/dashboard.h"
 #include "server/info.h"
@@ -31,14 +32,23 @@ static void send_json(struct evhttp_request *req, struct sbuf *body)
     evbuffer_free(out);
 }
 
-/* HTTP Basic auth with the server password (any user name), compared in constant time. */
-static int authorized(struct server *srv, struct evhttp_request *req)
+/*
+ * HTTP Basic auth with the server password (any user name), compared in
+ * constant time (auth_password_equal). 1 when authorized; 0 when not, with
+ * *has_credentials set when the request carried an Authorization header
+ * (a wrong password, as opposed to a first request without one).
+ */
+static int authorized(struct server *srv, struct evhttp_request *req, int *has_credentials)
 {
     const char *pw = srv->cfg.password;
+    *has_credentials = 0;
     if (!pw)
         return 1;
     const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!h || strncasecmp(h, "Basic ", 6) != 0)
+    if (!h)
+        return 0;
+    *has_credentials = 1;
+    if (strncasecmp(h, "Basic ", 6) != 0)
         return 0;
     h += 6;
     size_t n = strlen(h);
@@ -55,25 +65,34 @@ static int authorized(struct server *srv, struct evhttp_request *req)
         unsigned char *colon = memchr(dec, ':', (size_t)len);
         if (colon) {
             size_t plen = (size_t)len - (size_t)(colon + 1 - dec);
-            ok = plen == strlen(pw) && CRYPTO_memcmp(colon + 1, pw, plen) == 0;
+            ok = auth_password_equal(colon + 1, plen, pw);
         }
     }
     free(dec);
     return ok;
 }
 
+void http_reply_unauthorized(struct evhttp_request *req)
+{
+    /* evhttp_send_error drops our headers, so the 401 is sent by hand. */
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"spool\"");
+    evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+    struct evbuffer *body = evbuffer_new();
+    evbuffer_add_printf(body, "a password is required\n");
+    evhttp_send_reply(req, 401, "Unauthorized", body);
+    evbuffer_free(body);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *srv = arg;
-    if (!authorized(srv, req)) {
-        /* evhttp_send_error drops our headers, so the 401 is sent by hand. */
-        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-        evhttp_add_header(h, "WWW-Authenticate", "Basic realm=\"spool\"");
-        evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
-        struct evbuffer *body = evbuffer_new();
-        evbuffer_add_printf(body, "a password is required\n");
-        evhttp_send_reply(req, 401, "Unauthorized", body);
-        evbuffer_free(body);
+    int has_credentials;
+    if (!authorized(srv, req, &has_credentials)) {
+        if (has_credentials)
+            authdelay_http(srv, req); /* a wrong password: 401 after a growing delay */
+        else
+            http_reply_unauthorized(req);
         return;
     }
     const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
@@ -107,12 +126,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     sbuf_release(&body);
 }
 
-int http_init(struct server *srv)
+void http_new(struct server *srv)
 {
-    char host[256];
-    int port;
-    if (config_split_hostport(srv->cfg.http_bind, host, sizeof host, &port))
-        return -1;
     srv->http = evhttp_new(srv->base);
     evhttp_set_allowed_methods(srv->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE);
     evhttp_set_max_headers_size(srv->http, 16384);
@@ -123,6 +138,15 @@ int http_init(struct server *srv)
     evhttp_set_gencb(srv->http, on_request, srv);
     if (srv->tls)
         tls_server_attach_http(srv->tls, srv->http);
+}
+
+int http_init(struct server *srv)
+{
+    char host[256];
+    int port;
+    if (config_split_hostport(srv->cfg.http_bind, host, sizeof host, &port))
+        return -1;
+    http_new(srv);
     struct evhttp_bound_socket *sock = evhttp_bind_socket_with_handle(srv->http, host, (ev_uint16_t)port);
     if (!sock) {
         log_error("msg=\"cannot listen for HTTP\" bind=%s", srv->cfg.http_bind);

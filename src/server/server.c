@@ -25,6 +25,7 @@
 #include "common/xalloc.h"
 #include "server/api.h"
 #include "server/backup.h"
+#include "server/authdelay.h"
 #include "server/conn.h"
 #include "server/confload.h"
 #include "server/crond.h"
@@ -543,6 +544,7 @@ void server_release(struct server *srv)
         conn_close(srv->conns);
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    authdelay_release(srv); /* held 401s are answered before evhttp goes */
     http_release(srv);
     confload_release(srv);
     tls_server_free(srv->tls);

@@ -30,6 +30,7 @@ struct crond;
 struct confload;
 struct tls_server;
 struct backup;
+struct authdelay;
 
 struct server {
     struct config cfg;
@@ -64,6 +65,7 @@ struct server {
     struct tls_server *tls;    /* NULL: plaintext; else both listeners speak TLS only (tls.c) */
     int is_full;               /* the last push hit --max-jobs/--max-memory (logged once) */
     struct backup *backup;     /* SIGUSR1 online backups (backup.c) */
+    struct authdelay *authdelay; /* failed password attempts and held replies (authdelay.c) */
 };
 
 /* Wall-clock time in Unix nanoseconds. */

@@ -427,10 +427,21 @@ static void collect(void *ctx, const char *name)
     struct listing *l = ctx;
     uint64_t n;
     int len = 0;
+    char canon[64];
+    /* Only names exactly as segment_path and snapshot_path write them count. Another
+     * spelling ("journal-1.log", or a number past 2^64 that sscanf clamps) would be
+     * read and removed under a different file's name; it is left alone like any
+     * other stranger in the directory. */
     if (sscanf(name, "journal-%20" SCNu64 ".log%n", &n, &len) == 1 && name[len] == '\0' && len) {
+        snprintf(canon, sizeof canon, "journal-%020" PRIu64 ".log", n);
+        if (strcmp(canon, name) != 0)
+            return;
         l->segs = xrealloc(l->segs, (l->nsegs + 1) * sizeof *l->segs);
         l->segs[l->nsegs++] = n;
     } else if (sscanf(name, "snapshot-%20" SCNu64 ".snap%n", &n, &len) == 1 && len) {
+        int clen = snprintf(canon, sizeof canon, "snapshot-%020" PRIu64 ".snap", n);
+        if (clen != len || strncmp(canon, name, (size_t)len) != 0)
+            return;
         if (name[len] == '\0') {
             l->snaps = xrealloc(l->snaps, (l->nsnaps + 1) * sizeof *l->snaps);
             l->snaps[l->nsnaps++] = n;

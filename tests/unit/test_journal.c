@@ -2566,6 +2566,48 @@ static void engine_replay_keeps_drop_and_expiry_counters(void **state)
                  want_dropped, got_dropped, want_expired, got_expired);
 }
 
+/*
+ * Files that only look like segments or snapshots ("journal-1.log", a number
+ * past 2^64 that sscanf clamps to UINT64_MAX) are not spool's: recovery, and
+ * repair, leave them alone instead of reading or removing them under another
+ * name. Found by fuzz_journal: such a name made --repair report success while
+ * the next start still failed on it.
+ */
+static void journal_recover_ignores_look_alike_names(void **state)
+{
+    write_segment(1, 1, 5);
+    size_t len;
+    unsigned char *seg = fs_read(seg_path(1), &len);
+    const char *strangers[] = {
+        DIR "/journal-40000000000000000001.log", /* 20 digits, over 2^64 */
+        DIR "/journal-2.log",
+        DIR "/journal-+0000000000000000002.log",
+        DIR "/snapshot-3.snap",
+        DIR "/snapshot-99999999999999999999.snap.tmp",
+    };
+    size_t n = sizeof strangers / sizeof *strangers;
+    for (size_t i = 0; i < n; i++)
+        fs_write_durable(strangers[i], seg, len);
+    free(seg);
+    for (int repair = 0; repair <= 1; repair++) {
+        struct collected c = {0};
+        struct recovery r;
+        if (recover(&c, repair, 0, &r) != 0)
+            fail_msg("recovery (repair %d) should ignore look-alike names, failed: %s", repair,
+                     r.message);
+        if (c.n != 5 || r.segments != 1 || r.snapshot != 0 || r.next_segment != 2)
+            fail_msg("recovery (repair %d) should replay segment 1 alone: got %zu records, %llu "
+                     "segments, snapshot %llu, next segment %llu",
+                     repair, c.n, (unsigned long long)r.segments, (unsigned long long)r.snapshot,
+                     (unsigned long long)r.next_segment);
+        assert_records_are(&c, 1, "look-alike names");
+        collected_free(&c);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!fs_exists(strangers[i]))
+            fail_msg("recovery should not remove %s, a file it did not write", strangers[i]);
+}
+
 int main(void)
 {
     /* The writer logs expected failures at error level; keep the output to the results. */
@@ -2597,6 +2639,7 @@ int main(void)
         T(journal_corrupt_middle_check_only_changes_nothing),
         T(journal_bad_last_record_of_an_earlier_segment_is_corruption),
         T(journal_missing_segment_fails),
+        T(journal_recover_ignores_look_alike_names),
         T(journal_empty_segment_left_by_a_crash_survives_two_restarts),
         T(journal_snapshot_then_later_segments),
         T(journal_rotate_boundary_while_the_writer_is_busy),
