@@ -37,7 +37,7 @@ for a in "$@"; do
 done
 
 if [ "$quick" = 1 ]; then
-    JOBS=${BENCH_JOBS:-10000}; JOBS_SYNC=${BENCH_JOBS_SYNC:-1000}; LAT_SECONDS=${BENCH_LAT_SECONDS:-3}
+    JOBS=${BENCH_JOBS:-5000}; JOBS_SYNC=${BENCH_JOBS_SYNC:-1000}; LAT_SECONDS=${BENCH_LAT_SECONDS:-3}
 else
     JOBS=${BENCH_JOBS:-50000}; JOBS_SYNC=${BENCH_JOBS_SYNC:-10000}; LAT_SECONDS=${BENCH_LAT_SECONDS:-10}
 fi
@@ -222,18 +222,21 @@ if [ -x "$SPOOL" ] && "$SPOOL" help bench >/dev/null 2>&1; then
     for batch in 0 100; do
         start "spoold-bench-$batch" "$SPOOLD" -b 127.0.0.1:@PORT@ -w 127.0.0.1:0 -d @DIR@ --fsync always -l warn
         url=tcp://127.0.0.1:$server_port
-        measure "spool-bench-$batch" timeout "$DRIVER_TIMEOUT" "$SPOOL" bench --producers "$PRODUCERS" \
-            --consumers "$IN_FLIGHT" --jobs "$JOBS" --payload "$PAYLOAD" --batch "$batch" --json --url "$url"
-        measure "spool-bench-$batch-rate" timeout "$DRIVER_TIMEOUT" "$SPOOL" bench --producers 1 \
-            --consumers "$IN_FLIGHT" --jobs $((RATE * LAT_SECONDS)) --payload "$PAYLOAD" --batch "$batch" \
-            --rate "$RATE" --json --url "$url"
+        measure "spool-bench-$batch" timeout "$DRIVER_TIMEOUT" "$SPOOL" --url "$url" bench \
+            --producers "$PRODUCERS" --consumers "$IN_FLIGHT" --jobs "$JOBS" --payload "$PAYLOAD" --batch "$batch" --json
+        measure "spool-bench-$batch-rate" timeout "$DRIVER_TIMEOUT" "$SPOOL" --url "$url" bench \
+            --producers "$PRODUCERS" --consumers "$IN_FLIGHT" --jobs $((RATE * LAT_SECONDS)) --payload "$PAYLOAD" \
+            --batch "$batch" --rate "$RATE" --json
         stop
         if [ "$batch" = 0 ]; then client="C spool bench, plain FWP (1 command in flight per connection)"
         else client="C spool bench, batches of $batch"; fi
         # shellcheck disable=SC2016 # JavaScript, not shell
         note=$(node -e 'try{const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
-            if(r.server_rss_mb!=null) console.log(`server RSS ${r.server_rss_mb} MB, ${r.bytes_per_job} bytes/job`);}catch{}' \
-            "$tmp/spool-bench-$batch.json")
+            const n=[]; if(r.server_rss_mb!=null) n.push(`server RSS ${r.server_rss_mb} MB with ${r.jobs} jobs queued, ${r.bytes_per_job} bytes/job`);
+            for (const f of process.argv.slice(1)) { try { const x=JSON.parse(require("fs").readFileSync(f,"utf8"));
+              if (x.complete===false) n.push(`INCOMPLETE run (${f.replace(/.*\//,"")}): ${x.error||"deadline"}`); } catch {} }
+            console.log(n.join("; "));}catch{}' \
+            "$tmp/spool-bench-$batch.json" "$tmp/spool-bench-$batch-rate.json")
         row spool "$spool_version" "spoold -d DIR --fsync always (default)" "$client" \
             "$tmp/spool-bench-$batch.json" "$tmp/spool-bench-$batch-rate.json" "$note"
     done
