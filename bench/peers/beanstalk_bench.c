@@ -65,8 +65,14 @@ static struct opts o;
 static char *payload_buf;
 static atomic_long processed;
 
+/* Prints the first error of any thread and exits; later callers wait for
+ * the exit, so one message is printed. */
 static void die(const char *fmt, ...)
 {
+    static atomic_int is_dying;
+    if (atomic_exchange(&is_dying, 1))
+        for (;;)
+            pause();
     va_list ap;
     va_start(ap, fmt);
     fputs("beanstalk_bench: ", stderr);
