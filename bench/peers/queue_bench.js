@@ -167,7 +167,8 @@ function faktoryAdapter(o) {
   return {
     version: () => require('faktory-worker/package.json').version,
     async producer() {
-      const c = new Client({ host: o.host, port: o.port, poolSize: o.producers + 2 });
+      // The client's default connection pool (20), as an application gets it.
+      const c = new Client({ host: o.host, port: o.port });
       await c.connect();
       return {
         push: (data) => c.job('bench', data).push(),
