@@ -29,6 +29,10 @@ function onLine(sock, line, send) {
       send('+OK\r\n');
       break;
     case 'PUSH': {
+      if (sp < 0) {
+        send('-ERR PUSH needs a job: PUSH {"jid":...}\r\n');
+        break;
+      }
       const job = line.slice(sp + 1);
       const w = waiters.shift();
       if (w) {
