@@ -3,7 +3,7 @@
 # measured on this machine in one run, each with its durable settings.
 #
 #   bench/compare.sh            # about 5-10 minutes
-#   bench/compare.sh --quick    # under 2 minutes, fewer jobs, shorter latency phase
+#   bench/compare.sh --quick    # about 2 minutes, fewer jobs, shorter latency phase
 #
 # Installs what it needs (Debian: beanstalkd, redis-server; npm ci in
 # bench/peers), builds spoold (make build) and the beanstalkd driver, starts
@@ -31,7 +31,7 @@ quick=0
 for a in "$@"; do
     case "$a" in
         --quick) quick=1 ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument '$a' (use --quick or --help)" >&2; exit 2 ;;
     esac
 done
@@ -43,6 +43,11 @@ else
 fi
 RATE=${BENCH_RATE:-1000}
 PAYLOAD=${BENCH_PAYLOAD:-64}
+for v in JOBS JOBS_SYNC LAT_SECONDS RATE PAYLOAD; do
+    case "${!v}" in
+        ''|*[!0-9]*) echo "compare.sh: BENCH_$v must be a whole number, got '${!v}'" >&2; exit 2 ;;
+    esac
+done
 PRODUCERS=8
 IN_FLIGHT=50
 DRIVER_TIMEOUT=300 # seconds; each driver gives up after this long
