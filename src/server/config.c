@@ -36,6 +36,8 @@ static const char usage[] =
     "      --snapshot-every BYTES  journal growth that triggers a snapshot\n"
     "                              (default 67108864)\n"
     "      --segment-size BYTES    journal segment size (default 67108864)\n"
+    "      --plain-fwp             speak plain FWP only: do not offer spool's\n"
+    "                              batch verbs (FETCHN, ACKN) in the greeting\n"
     "      --check                 verify the data directory, print a summary, exit\n"
     "      --repair                with --check: cut a corrupt journal at the\n"
     "                              first bad record (what follows is lost)\n"
@@ -110,7 +112,7 @@ static int load_password(const char *value, char **out)
 int config_parse(struct config *cfg, int argc, char **argv)
 {
     enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT,
-           OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR };
+           OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR, OPT_PLAIN_FWP };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"web-bind", required_argument, NULL, 'w'},
@@ -128,6 +130,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"segment-size", required_argument, NULL, OPT_SEGMENT_MAX},
         {"check", no_argument, NULL, OPT_CHECK},
         {"repair", no_argument, NULL, OPT_REPAIR},
+        {"plain-fwp", no_argument, NULL, OPT_PLAIN_FWP},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -205,6 +208,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
             break;
         case OPT_CHECK: cfg->is_check = 1; break;
         case OPT_REPAIR: cfg->is_repair = 1; break;
+        case OPT_PLAIN_FWP: cfg->is_plain_fwp = 1; break;
         case 'h': fputs(usage, stdout); return 1;
         case 'v': printf("spoold %s\n", SPOOL_VERSION); return 1;
         case ':':

@@ -29,6 +29,7 @@ struct config {
     size_t segment_max;    /* journal segment size before a new one starts */
     int is_check;          /* --check: verify the data directory and exit */
     int is_repair;         /* with --check: cut corruption off */
+    int is_plain_fwp;      /* --plain-fwp: no native batch verbs, none advertised */
 };
 
 /*

@@ -941,8 +941,6 @@ static const struct command commands[] = {
     {"PUSHB", cmd_pushb, "a JSON array of jobs: PUSHB [{...},{...}]", 1},
     {"FETCH", cmd_fetch, NULL, 0},
     {"ACK", cmd_ack, "a job id: ACK {\"jid\":\"...\"}", 0},
-    {"FETCHN", cmd_fetchn, "a count and queues: FETCHN <n> queue...", 0},
-    {"ACKN", cmd_ackn, "job ids: ACKN {\"jids\":[\"...\"]}", 0},
     {"FAIL", cmd_fail, "a failure: FAIL {\"jid\":\"...\",\"errtype\":\"...\",\"message\":\"...\"}", 0},
     {"BEAT", cmd_beat, "a worker id: BEAT {\"wid\":\"...\"}", 0},
     {"INFO", cmd_info, NULL, 0},
@@ -957,6 +955,23 @@ static const struct command commands[] = {
     {"CRON", cmd_cron, NULL, 0},
 };
 
+/* spool's batch verbs, advertised in the greeting; unknown commands under --plain-fwp. */
+static const struct command native_commands[] = {
+    {"FETCHN", cmd_fetchn, "a count and queues: FETCHN <n> queue...", 0},
+    {"ACKN", cmd_ackn, "job ids: ACKN {\"jids\":[\"...\"]}", 0},
+};
+
+static const struct command *find_command(const struct server *srv, const char *verb, size_t vlen)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strlen(commands[i].verb) == vlen && memcmp(commands[i].verb, verb, vlen) == 0)
+            return &commands[i];
+    for (size_t i = 0; !srv->cfg.is_plain_fwp && i < sizeof native_commands / sizeof *native_commands; i++)
+        if (strlen(native_commands[i].verb) == vlen && memcmp(native_commands[i].verb, verb, vlen) == 0)
+            return &native_commands[i];
+    return NULL;
+}
+
 void fwp_dispatch(struct conn *c, char *line, size_t len)
 {
     struct server *srv = c->srv;
@@ -965,10 +980,8 @@ void fwp_dispatch(struct conn *c, char *line, size_t len)
     char *arg = sp ? sp + 1 : NULL;
     size_t arglen = sp ? len - vlen - 1 : 0;
     srv->command_count++;
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
-        const struct command *cmd = &commands[i];
-        if (strlen(cmd->verb) != vlen || memcmp(cmd->verb, line, vlen) != 0)
-            continue;
+    const struct command *cmd = find_command(srv, line, vlen);
+    if (cmd) {
         if (cmd->needs && arglen == 0) {
             conn_reply_err(c, "%s needs %s", cmd->verb, cmd->needs);
             return;

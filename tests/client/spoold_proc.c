@@ -22,6 +22,7 @@ long long test_now_ms(void)
 
 static int launch(struct spoold_proc *p, int port, const char *password)
 {
+    const char *extra = p->extra_arg[0] ? p->extra_arg : NULL;
     const char *bin = getenv("SPOOLD");
     if (!bin)
         return -1;
@@ -41,7 +42,7 @@ static int launch(struct spoold_proc *p, int port, const char *password)
         else
             unsetenv("SPOOL_PASSWORD");
         unsetenv("FAKTORY_PASSWORD");
-        execl(bin, bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data, (char *)NULL);
+        execl(bin, bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data, extra, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -88,6 +89,17 @@ static int launch(struct spoold_proc *p, int port, const char *password)
     snprintf(p->url, sizeof p->url, "tcp://%s%s%s127.0.0.1:%d", password ? ":" : "",
              password ? password : "", password ? "@" : "", p->port);
     return 0;
+}
+
+int spoold_start_with(struct spoold_proc *p, int port, const char *password, const char *arg)
+{
+    memset(p, 0, sizeof *p);
+    if (arg)
+        snprintf(p->extra_arg, sizeof p->extra_arg, "%s", arg);
+    snprintf(p->dir, sizeof p->dir, "/tmp/spool-client-test-XXXXXX");
+    if (!mkdtemp(p->dir))
+        return -1;
+    return launch(p, port, password);
 }
 
 int spoold_start(struct spoold_proc *p, int port, const char *password)

@@ -13,10 +13,14 @@ struct spoold_proc {
     int port;
     char dir[256];
     char url[512];
+    char extra_arg[64]; /* one more spoold argument, or "" */
 };
 
 /* Starts spoold; port 0 = any; password NULL = none. Returns 0 or -1. */
 int spoold_start(struct spoold_proc *p, int port, const char *password);
+
+/* Same, with one more spoold argument (e.g. "--plain-fwp"); NULL = none. */
+int spoold_start_with(struct spoold_proc *p, int port, const char *password, const char *arg);
 
 /* SIGTERM and wait (bounded); keeps the data dir. */
 void spoold_stop(struct spoold_proc *p);

@@ -142,3 +142,14 @@ test('pushed and ACKNed state survives kill -9: acked jobs never come back, the 
     removeDir(dir);
   }
 });
+
+test('spoold --plain-fwp offers no batch verbs: plain greeting, FETCHN and ACKN unknown', async () => {
+  await withServer({ args: ['--plain-fwp'] }, async (srv) => {
+    const c = await srv.connect();
+    assert.deepEqual(c.greeting, { v: 2 }, 'the greeting is plain FWP');
+    await c.err('FETCHN 2 default', 'ERR unknown command FETCHN');
+    await c.err('ACKN {"jids":["abcdefghij"]}', 'ERR unknown command ACKN');
+    const j = await c.push(makeJob());
+    assert.equal((await c.fetch(['default'])).jid, j, 'plain FETCH still works');
+  });
+});
