@@ -50,7 +50,7 @@ static const char bench_description[] =
 struct bench {
     const char *url;
     int producers, consumers, nqueues;
-    int64_t jobs, payload, push_batch, fetch_batch, rate, duration_s;
+    int64_t jobs, mixed_jobs, payload, push_batch, fetch_batch, rate, duration_s;
     char queue_names[BENCH_MAX_QUEUES][32];
     const char *queues[BENCH_MAX_QUEUES];
     char *pad;      /* the payload string, payload bytes of 'x' */
@@ -374,13 +374,15 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
 {
     const char *producers_s = NULL, *consumers_s = NULL, *jobs_s = NULL, *payload_s = NULL;
     const char *batch_s = NULL, *push_batch_s = NULL, *fetch_batch_s = NULL, *queues_s = NULL;
-    const char *rate_s = NULL, *duration_s = NULL;
+    const char *rate_s = NULL, *duration_s = NULL, *mixed_jobs_s = NULL;
     const struct opt_spec specs[] = {
         {"producers", 'p', OPT_STRING, "N", "producer threads, one connection each (default 1)", NULL,
          &producers_s, NULL},
         {"consumers", 'c', OPT_STRING, "N", "consumer threads, one connection each (default 1)", NULL,
          &consumers_s, NULL},
         {"jobs", 'n', OPT_STRING, "N", "jobs per phase (default 10000)", NULL, &jobs_s, NULL},
+        {"mixed-jobs", 0, OPT_STRING, "N", "jobs in the mixed (latency) phase; 0 skips it (default: --jobs)",
+         NULL, &mixed_jobs_s, NULL},
         {"payload", 0, OPT_STRING, "BYTES", "bytes of the string in each job's args (default 100)", NULL,
          &payload_s, NULL},
         {"batch", 'b', OPT_STRING, "N",
@@ -431,6 +433,9 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         parse_count(cli, "rate", rate_s, 0, 10000000, &b.rate))
         goto out;
     b.push_batch = b.fetch_batch = batch;
+    b.mixed_jobs = b.jobs;
+    if (parse_count(cli, "mixed-jobs", mixed_jobs_s, 0, 100000000, &b.mixed_jobs))
+        goto out;
     if (parse_count(cli, "push-batch", push_batch_s, 0, 1000, &b.push_batch) ||
         parse_count(cli, "fetch-batch", fetch_batch_s, 0, 1000, &b.fetch_batch))
         goto out;
@@ -473,8 +478,8 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         size_t nlat = 0;
         b.want_latency = 1;
         b.is_paced = b.rate > 0;
-        if (!atomic_load(&b.is_stopping))
-            run_phase(&b, 3, b.producers, b.consumers, b.jobs, &mixed, &lat, &nlat);
+        if (!atomic_load(&b.is_stopping) && b.mixed_jobs > 0)
+            run_phase(&b, 3, b.producers, b.consumers, b.mixed_jobs, &mixed, &lat, &nlat);
         else
             memset(&mixed, 0, sizeof mixed);
         qsort(lat, nlat, sizeof *lat, cmp_i64);
@@ -489,7 +494,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         sbuf_release(&rm);
 
         int complete = !b.err[0] && fill.pushed == b.jobs && drain.processed == fill.pushed &&
-                       mixed.pushed == b.jobs && mixed.processed == b.jobs;
+                       mixed.pushed == b.mixed_jobs && mixed.processed == b.mixed_jobs;
         double bytes_per_job = fill.pushed ? (rss1 - rss0) / (double)fill.pushed : 0;
         double mixed_s = mixed.process_s > mixed.push_s ? mixed.process_s : mixed.push_s;
         cJSON *o = cJSON_CreateObject();

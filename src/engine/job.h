@@ -81,6 +81,8 @@ struct job {
     struct tset_node tnode;    /* set membership when SCHEDULED/RETRY/DEAD/WORKING */
     char *wid;                 /* reserving process when WORKING ("" for none) */
     int64_t reserved_at_ns;
+
+    char strings[]; /* jid, jobtype, queue, created_at and body point in here (job_new) */
 };
 
 /* Validation errors carry Faktory's message text; see docs/protocol.md. */
@@ -102,6 +104,14 @@ int job_json_has_nul(const char *json, size_t len);
 /* Same, for a job already parsed by cJSON (PUSHB's array elements). */
 struct cJSON;
 int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);
+
+/*
+ * A new job holding copies of the given strings in its own allocation
+ * (body[0..body_len) need not be NUL-terminated). Everything else is zero.
+ * Caller owns; job_free.
+ */
+struct job *job_new(const char *jid, const char *jobtype, const char *queue, const char *created_at,
+                    const char *body, size_t body_len);
 
 void job_free(struct job *job);
 /* Frees a progress record (NULL is fine). */
