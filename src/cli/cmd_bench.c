@@ -375,6 +375,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
     const char *producers_s = NULL, *consumers_s = NULL, *jobs_s = NULL, *payload_s = NULL;
     const char *batch_s = NULL, *push_batch_s = NULL, *fetch_batch_s = NULL, *queues_s = NULL;
     const char *rate_s = NULL, *duration_s = NULL, *mixed_jobs_s = NULL;
+    int is_fill_only = 0;
     const struct opt_spec specs[] = {
         {"producers", 'p', OPT_STRING, "N", "producer threads, one connection each (default 1)", NULL,
          &producers_s, NULL},
@@ -396,6 +397,9 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
          NULL},
         {"rate", 'r', OPT_STRING, "N",
          "mixed phase: push N jobs/s in all, one per PUSH (default 0: as fast as possible)", NULL, &rate_s,
+         NULL},
+        {"fill-only", 0, OPT_FLAG, NULL,
+         "only the fill phase: push/s and bytes per job (the jobs are removed after)", &is_fill_only, NULL,
          NULL},
         {"duration", 'd', OPT_STRING, "SECONDS", "stop everything after this long (default 300)", NULL,
          &duration_s, NULL},
@@ -473,7 +477,12 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         double rss1 = server_rss(cli, &rc);
         if (rss1 < 0)
             goto out;
-        run_phase(&b, 2, 0, b.consumers, fill.pushed, &drain, NULL, NULL);
+        if (is_fill_only) {
+            b.mixed_jobs = 0;
+            memset(&drain, 0, sizeof drain);
+        } else {
+            run_phase(&b, 2, 0, b.consumers, fill.pushed, &drain, NULL, NULL);
+        }
         int64_t *lat = NULL;
         size_t nlat = 0;
         b.want_latency = 1;
@@ -493,7 +502,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         int rrc = spool_command(cli->client, rm.buf, NULL);
         sbuf_release(&rm);
 
-        int complete = !b.err[0] && fill.pushed == b.jobs && drain.processed == fill.pushed &&
+        int complete = !b.err[0] && fill.pushed == b.jobs && (is_fill_only || drain.processed == fill.pushed) &&
                        mixed.pushed == b.mixed_jobs && mixed.processed == b.mixed_jobs;
         double bytes_per_job = fill.pushed ? (rss1 - rss0) / (double)fill.pushed : 0;
         double mixed_s = mixed.process_s > mixed.push_s ? mixed.process_s : mixed.push_s;
