@@ -499,6 +499,7 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
         sbuf_adds(&rm, "QUEUE REMOVE");
         for (int i = 0; i < b.nqueues; i++)
             sbuf_addf(&rm, " %s", b.queues[i]);
+        spool_client_set_timeout(cli->client, 300000); /* removing a million jobs takes a while */
         int rrc = spool_command(cli->client, rm.buf, NULL);
         sbuf_release(&rm);
 

@@ -112,7 +112,7 @@ static int check_duplicates(cJSON *obj, char *err)
     for (cJSON *c = obj->child; c; c = c->next) {
         for (size_t i = 0; i < nowned + nread; i++) {
             const char *k = i < nowned ? owned_keys[i] : read_keys[i - nowned];
-            if (c->string && strcmp(c->string, k) == 0 && ++counts[i] > 1) {
+            if (c->string && c->string[0] == k[0] && strcmp(c->string, k) == 0 && ++counts[i] > 1) {
                 snprintf(err, JOB_ERR_MAX, "invalid JSON: duplicate field \"%s\"", k);
                 return -1;
             }
@@ -530,8 +530,10 @@ int job_json_has_nul(const char *json, size_t len)
 {
     /* Escapes come in pairs, so stepping over each "\x" keeps us in step. */
     for (size_t i = 0; i + 1 < len; i++) {
-        if (json[i] != '\\')
-            continue;
+        const char *bs = memchr(json + i, '\\', len - i - 1); /* most jobs hold no escape at all */
+        if (!bs)
+            return 0;
+        i = (size_t)(bs - json);
         if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0)
             return 1;
         i++;

@@ -77,8 +77,16 @@ struct job {
 
     /* Engine bookkeeping: where the job is. */
     enum job_state state;
-    struct job *qprev, *qnext; /* queue FIFO links when ENQUEUED */
-    struct tset_node tnode;    /* set membership when SCHEDULED/RETRY/DEAD/WORKING */
+    /*
+     * A job is in one queue or one set, never both (the engine unlinks before
+     * it links again), so the two kinds of links share their bytes.
+     */
+    union {
+        struct {
+            struct job *qprev, *qnext; /* queue FIFO links when ENQUEUED */
+        };
+        struct tset_node tnode; /* set membership when SCHEDULED/RETRY/DEAD/WORKING */
+    };
     char *wid;                 /* reserving process when WORKING ("" for none) */
     int64_t reserved_at_ns;
 
