@@ -314,7 +314,7 @@ struct job *job_new(const char *jid, const char *jobtype, const char *queue, con
     if (body_len)
         memcpy(p, body, body_len);
     p[body_len] = '\0';
-    job->body_len = body_len;
+    job->body_len = (uint32_t)body_len;
     return job;
 }
 
@@ -508,6 +508,14 @@ static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_
         size_t n = strlen(text); /* "{...}": keep what is between the braces */
         sbuf_add(&body, text + 1, n - 2);
         cJSON_free(text);
+    }
+    if (body.len > UINT32_MAX) {
+        sbuf_release(&body);
+        for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
+            cJSON_Delete(detached[i]);
+        job_failure_free(failure);
+        snprintf(err, JOB_ERR_MAX, "job too large: over 4 GiB");
+        return -1;
     }
     struct job *job = job_new(jid, jobtype, queue, created_at, body.buf ? body.buf : "", body.len);
     sbuf_release(&body);

@@ -57,7 +57,6 @@ struct job {
     char *queue;
     char *created_at;    /* as given, or set at push */
     char *body;          /* client members, no braces; may be "" */
-    size_t body_len;
     int retry;           /* <0 dead on first failure, 0 discard, N retries */
     int reserve_for_s;   /* as given (0 = default) */
     int64_t at_ns;       /* scheduled time from 'at', 0 if none */
@@ -77,6 +76,7 @@ struct job {
 
     /* Engine bookkeeping: where the job is. */
     enum job_state state;
+    uint32_t body_len; /* beside state, in what was padding; the journal records it as 32 bits too */
     /*
      * A job is in one queue or one set, never both (the engine unlinks before
      * it links again), so the two kinds of links share their bytes.
@@ -115,7 +115,8 @@ int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *er
 
 /*
  * A new job holding copies of the given strings in its own allocation
- * (body[0..body_len) need not be NUL-terminated). Everything else is zero.
+ * (body[0..body_len) need not be NUL-terminated; body_len < 4 GiB).
+ * Everything else is zero.
  * Caller owns; job_free.
  */
 struct job *job_new(const char *jid, const char *jobtype, const char *queue, const char *created_at,
