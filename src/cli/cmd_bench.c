@@ -491,7 +491,8 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
             run_phase(&b, 3, b.producers, b.consumers, b.mixed_jobs, &mixed, &lat, &nlat);
         else
             memset(&mixed, 0, sizeof mixed);
-        qsort(lat, nlat, sizeof *lat, cmp_i64);
+        if (nlat)
+            qsort(lat, nlat, sizeof *lat, cmp_i64);
 
         /* Leave nothing behind: this run's queues (and any job left in them) go. */
         struct sbuf rm;
