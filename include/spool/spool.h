@@ -289,6 +289,27 @@ int spool_fetch(spool_client *c, const char *const *queues, size_t n, spool_job 
 /* ACK a jid. An unknown jid is also 0 (the server says +OK). */
 int spool_ack(spool_client *c, const char *jid);
 
+/* The native batch limits the server advertised in its greeting (the
+ * "spool" key of +HI; docs/protocol.md): most jobs per FETCHN, jids per
+ * ACKN, and the advised PUSHB size. Each is 0 when the server did not offer
+ * it (a Faktory server): the *_many calls then use the plain verbs. Any out
+ * pointer may be NULL. */
+void spool_client_batch_limits(const spool_client *c, int *fetch_max, int *ack_max, int *push_max);
+
+/* Fetches up to max jobs in one round trip (FETCHN, at most the server's
+ * fetch_max) from queues in the given order: jobs[0..ret) are filled (caller
+ * frees each), the rest set to NULL. Blocks up to ~2 s on the server only
+ * when no job is there. Returns the count (0: none came) or a negative code.
+ * Without FETCHN on the server it is one FETCH (at most one job). */
+int spool_fetch_many(spool_client *c, const char *const *queues, size_t n, spool_job **jobs,
+                     size_t max);
+
+/* ACKs n jids with one durable reply per ack_max jids (ACKN), or one ACK
+ * each when the server does not offer ACKN. Unknown jids are accepted, as
+ * with ACK. Returns 0, SPOOL_EARG (an empty jid) or an error; on an error
+ * the jids before the failing chunk are acknowledged. */
+int spool_ack_many(spool_client *c, const char *const *jids, size_t n);
+
 /* FAIL a jid with errtype and message (NULL: "unknown") and up to nbt
  * backtrace lines (bt may be NULL). SPOOL_ESERVER "ERR Job not found <jid>"
  * when the job holds no reservation. */

@@ -23,6 +23,7 @@ int cmd_delete(struct cli *cli, int argc, char **argv);
 int cmd_workers(struct cli *cli, int argc, char **argv); /* cmd_workers.c */
 int cmd_work(struct cli *cli, int argc, char **argv);    /* cmd_work.c */
 int cmd_cron(struct cli *cli, int argc, char **argv);    /* cmd_cron.c */
+int cmd_bench(struct cli *cli, int argc, char **argv);   /* cmd_bench.c */
 int cmd_help(struct cli *cli, int argc, char **argv);    /* main.c */
 
 #endif

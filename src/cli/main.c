@@ -29,6 +29,7 @@ const struct cli_command cli_commands[] = {
     {"cron", "list periodic jobs with their next and last fire times", cmd_cron},
     {"flush", "delete every job, queue and counter (needs --yes)", cmd_flush},
     {"work", "run a command once per job fetched from queues", cmd_work},
+    {"bench", "measure push/s, process/s, latency and memory per job", cmd_bench},
     {"help", "show help for a command", cmd_help},
     {NULL, NULL, NULL},
 };

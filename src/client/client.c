@@ -43,6 +43,8 @@ struct spool_client {
     char err[1024];
     struct push_mw *push;
     size_t npush;
+    /* Native batch limits from the greeting's "spool" key; 0 = not offered. */
+    int fetch_max, ack_max, push_max;
 };
 
 static int set_err(spool_client *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -402,6 +404,16 @@ static int handshake(spool_client *c, const spool_url *u, const spool_client_opt
     if (!cJSON_IsObject(h)) {
         cJSON_Delete(h);
         return set_err(c, SPOOL_EPROTO, "bad +HI greeting");
+    }
+    cJSON *native = cJSON_GetObjectItemCaseSensitive(h, "spool");
+    if (cJSON_IsObject(native)) {
+        static const char *const keys[] = {"fetch_max", "ack_max", "push_max"};
+        int *dst[] = {&c->fetch_max, &c->ack_max, &c->push_max};
+        for (int i = 0; i < 3; i++) {
+            cJSON *v = cJSON_GetObjectItemCaseSensitive(native, keys[i]);
+            if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble <= 1000000)
+                *dst[i] = (int)v->valuedouble;
+        }
     }
     cJSON *iters = cJSON_GetObjectItemCaseSensitive(h, "i");
     cJSON *salt = cJSON_GetObjectItemCaseSensitive(h, "s");
@@ -858,6 +870,167 @@ int spool_fetch(spool_client *c, const char *const *queues, size_t n, spool_job 
     rc = job_from_text_take(r, job);
     if (rc)
         return set_err(c, rc, "FETCH: the server sent a job that is not valid JSON");
+    return 0;
+}
+
+void spool_client_batch_limits(const spool_client *c, int *fetch_max, int *ack_max, int *push_max)
+{
+    if (fetch_max)
+        *fetch_max = c ? c->fetch_max : 0;
+    if (ack_max)
+        *ack_max = c ? c->ack_max : 0;
+    if (push_max)
+        *push_max = c ? c->push_max : 0;
+}
+
+/*
+ * Splits the JSON array text FETCHN sent into its elements, making a job of
+ * each from its exact text. Returns the count or a negative code; on error
+ * the jobs made so far are freed.
+ */
+static int split_jobs(spool_client *c, const char *text, spool_job **jobs, size_t max)
+{
+    const char *p = text;
+    size_t got = 0;
+    int rc = SPOOL_EPROTO;
+    while (*p == ' ')
+        p++;
+    if (*p++ != '[')
+        return set_err(c, SPOOL_EPROTO, "FETCHN: expected a JSON array");
+    for (;;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        if (*p == ']')
+            return (int)got;
+        if (*p != '{' || got == max)
+            break;
+        const char *start = p;
+        int depth = 0, in_str = 0;
+        for (; *p; p++) {
+            if (in_str) {
+                if (*p == '\\' && p[1])
+                    p++;
+                else if (*p == '"')
+                    in_str = 0;
+            } else if (*p == '"') {
+                in_str = 1;
+            } else if (*p == '{' || *p == '[') {
+                depth++;
+            } else if ((*p == '}' || *p == ']') && --depth == 0) {
+                break;
+            }
+        }
+        if (!*p)
+            break;
+        p++;
+        char *one = strndup(start, (size_t)(p - start));
+        if (!one) {
+            rc = set_err(c, -ENOMEM, "out of memory");
+            goto fail;
+        }
+        rc = job_from_text_take(one, &jobs[got]);
+        if (rc) {
+            set_err(c, rc, "FETCHN: the server sent a job that is not valid JSON");
+            goto fail;
+        }
+        got++;
+    }
+    rc = set_err(c, SPOOL_EPROTO, "FETCHN: the reply is not an array of at most %zu jobs", max);
+fail:
+    for (size_t i = 0; i < got; i++) {
+        spool_job_free(jobs[i]);
+        jobs[i] = NULL;
+    }
+    return rc;
+}
+
+int spool_fetch_many(spool_client *c, const char *const *queues, size_t n, spool_job **jobs, size_t max)
+{
+    if (!c || !jobs || max == 0)
+        return c ? set_err(c, SPOOL_EARG, "spool_fetch_many needs room for at least one job") : SPOOL_EARG;
+    for (size_t i = 0; i < max; i++)
+        jobs[i] = NULL;
+    if (c->fetch_max <= 0 || max == 1) { /* plain FWP: one job per FETCH */
+        int rc = spool_fetch(c, queues, n, &jobs[0]);
+        return rc ? rc : jobs[0] ? 1 : 0;
+    }
+    if (max > (size_t)c->fetch_max)
+        max = (size_t)c->fetch_max;
+    static const char *const dflt[] = {"default"};
+    if (!queues || n == 0) {
+        queues = dflt;
+        n = 1;
+    }
+    char count[24];
+    snprintf(count, sizeof count, "%zu", max);
+    char *arg;
+    int rc = queue_line(c, count, queues, n, &arg);
+    if (rc)
+        return rc;
+    char *r;
+    enum reply_kind k;
+    rc = roundtrip(c, "FETCHN", arg, &r, &k);
+    free(arg);
+    if (rc)
+        return rc;
+    if (k == REPLY_NULL)
+        return 0;
+    if (k != REPLY_BULK) {
+        free(r);
+        return set_err(c, SPOOL_EPROTO, "FETCHN: expected jobs or nothing");
+    }
+    rc = split_jobs(c, r, jobs, max);
+    free(r);
+    return rc;
+}
+
+int spool_ack_many(spool_client *c, const char *const *jids, size_t n)
+{
+    if (!c || (!jids && n > 0))
+        return SPOOL_EARG;
+    for (size_t i = 0; i < n; i++)
+        if (!jids[i] || !*jids[i])
+            return set_err(c, SPOOL_EARG, "job id %zu is empty", i);
+    if (c->ack_max <= 0) { /* plain FWP: one ACK each */
+        for (size_t i = 0; i < n; i++) {
+            int rc = spool_ack(c, jids[i]);
+            if (rc)
+                return rc;
+        }
+        return 0;
+    }
+    for (size_t off = 0; off < n;) {
+        size_t m = n - off < (size_t)c->ack_max ? n - off : (size_t)c->ack_max;
+        cJSON *o = cJSON_CreateObject();
+        cJSON *arr = o ? cJSON_AddArrayToObject(o, "jids") : NULL;
+        int ok = arr != NULL;
+        for (size_t i = 0; ok && i < m; i++) {
+            cJSON *s = cJSON_CreateString(jids[off + i]);
+            ok = s != NULL;
+            if (s)
+                cJSON_AddItemToArray(arr, s);
+        }
+        char *p = ok ? cJSON_PrintUnformatted(o) : NULL;
+        cJSON_Delete(o);
+        if (!p)
+            return set_err(c, -ENOMEM, "out of memory");
+        char *reply = NULL;
+        int rc = expect_bulk(c, "ACKN", p, &reply);
+        cJSON_free(p);
+        if (rc)
+            return rc;
+        cJSON *res = cJSON_Parse(reply);
+        cJSON *errs = cJSON_GetObjectItemCaseSensitive(res, "errors");
+        int bad = !cJSON_IsObject(errs) ? -1 : cJSON_GetArraySize(errs);
+        cJSON_Delete(res);
+        if (bad != 0) {
+            rc = set_err(c, bad < 0 ? SPOOL_EPROTO : SPOOL_ESERVER, "ACKN: %.900s", reply);
+            free(reply);
+            return rc;
+        }
+        free(reply);
+        off += m;
+    }
     return 0;
 }
 

@@ -60,7 +60,7 @@ static struct strmap_slot *find(const struct strmap *m, const char *key, uint64_
         struct strmap_slot *s = &m->slots[i];
         if (!s->key)
             return NULL;
-        if (s->hash == h && strcmp(s->key, key) == 0)
+        if (s->key[0] == key[0] && strcmp(s->key, key) == 0)
             return s;
     }
 }
@@ -77,7 +77,7 @@ static void insert_slot(struct strmap *m, const char *key, uint64_t h, void *val
     size_t i = h & mask;
     while (m->slots[i].key)
         i = (i + 1) & mask;
-    m->slots[i] = (struct strmap_slot){key, h, value};
+    m->slots[i] = (struct strmap_slot){key, value};
     m->count++;
 }
 
@@ -90,7 +90,7 @@ static void grow(struct strmap *m)
     m->count = 0;
     for (size_t i = 0; i < oldcap; i++)
         if (old[i].key)
-            insert_slot(m, old[i].key, old[i].hash, old[i].value);
+            insert_slot(m, old[i].key, hash_str(old[i].key), old[i].value);
     free(old);
 }
 
@@ -121,7 +121,7 @@ void *strmap_del(struct strmap *m, const char *key)
     size_t hole = (size_t)(s - m->slots);
     /* Backward-shift: pull later members of the probe run into the hole. */
     for (size_t i = (hole + 1) & mask; m->slots[i].key; i = (i + 1) & mask) {
-        size_t home = m->slots[i].hash & mask;
+        size_t home = hash_str(m->slots[i].key) & mask;
         if (((i - home) & mask) >= ((i - hole) & mask)) {
             m->slots[hole] = m->slots[i];
             hole = i;

@@ -13,9 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * 16 bytes a slot: the hash is not stored but recomputed when a slot moves
+ * (growth, deletion), which keeps the map of every job in memory a third
+ * smaller. Lookups compare keys directly; strcmp stops at the first byte
+ * that differs, and probe runs stay short at the load factor kept (<= 3/4).
+ */
 struct strmap_slot {
     const char *key; /* NULL = empty */
-    uint64_t hash;
     void *value;
 };
 

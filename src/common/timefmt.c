@@ -136,6 +136,15 @@ void timefmt_day_string(int64_t day, char *out)
     out[10] = '\0';
 }
 
+/* Writes v (>= 0) as exactly width decimal digits, zero-padded. */
+static void put_digits(char *out, int v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        out[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
 size_t timefmt_format(int64_t ns, char *out)
 {
     int64_t secs = ns / NS_PER_S, frac = ns % NS_PER_S;
@@ -148,16 +157,34 @@ size_t timefmt_format(int64_t ns, char *out)
     int64_t y;
     int m, d;
     civil_from_days(day, &y, &m, &d);
-    int n = snprintf(out, TIMEFMT_MAX, "%04d-%02d-%02dT%02d:%02d:%02d", (int)y % 10000, m, d,
-                     (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60));
+    int yy = (int)y % 10000;
+    int n;
+    if (yy >= 0) { /* the common case by hand: printf dominated FETCH's cost */
+        put_digits(out, yy, 4);
+        out[4] = '-';
+        put_digits(out + 5, m, 2);
+        out[7] = '-';
+        put_digits(out + 8, d, 2);
+        out[10] = 'T';
+        put_digits(out + 11, (int)(sod / 3600), 2);
+        out[13] = ':';
+        put_digits(out + 14, (int)(sod / 60 % 60), 2);
+        out[16] = ':';
+        put_digits(out + 17, (int)(sod % 60), 2);
+        n = 19;
+    } else {
+        n = snprintf(out, TIMEFMT_MAX, "%04d-%02d-%02dT%02d:%02d:%02d", yy, m, d, (int)(sod / 3600),
+                     (int)(sod / 60 % 60), (int)(sod % 60));
+    }
     if (frac) {
-        char f[10];
-        snprintf(f, sizeof f, "%09d", (int)frac);
+        char f[9];
+        put_digits(f, (int)frac, 9);
         int k = 9;
         while (k > 0 && f[k - 1] == '0')
             k--;
-        f[k] = '\0';
-        n += snprintf(out + n, (size_t)(TIMEFMT_MAX - n), ".%s", f);
+        out[n++] = '.';
+        memcpy(out + n, f, (size_t)k);
+        n += k;
     }
     out[n++] = 'Z';
     out[n] = '\0';
@@ -166,7 +193,12 @@ size_t timefmt_format(int64_t ns, char *out)
 
 void timefmt_add_json_field(struct sbuf *b, const char *key, int64_t ns)
 {
-    char ts[TIMEFMT_MAX];
-    timefmt_format(ns, ts);
-    sbuf_addf(b, ",\"%s\":\"%s\"", key, ts);
+    char ts[TIMEFMT_MAX + 4];
+    size_t n = timefmt_format(ns, ts + 1);
+    ts[0] = '"';
+    ts[n + 1] = '"';
+    sbuf_add(b, ",\"", 2);
+    sbuf_adds(b, key);
+    sbuf_add(b, "\":", 2);
+    sbuf_add(b, ts, n + 2);
 }

@@ -1198,12 +1198,18 @@ static void place(struct engine *e, struct job *job, const struct placement *pl)
 
 static int apply_add(struct engine *e, struct rec_reader *r)
 {
-    struct job *job = xcalloc(1, sizeof *job);
-    job->jid = rec_get_str(r, NULL);
-    job->jobtype = rec_get_str(r, NULL);
-    job->queue = rec_get_str(r, NULL);
-    job->created_at = rec_get_str(r, NULL);
-    job->body = rec_get_str(r, &job->body_len);
+    char *jid = rec_get_str(r, NULL), *jobtype = rec_get_str(r, NULL), *queue = rec_get_str(r, NULL);
+    char *created_at = rec_get_str(r, NULL);
+    size_t body_len = 0;
+    char *body = rec_get_str(r, &body_len);
+    int is_missing = !jid || !jobtype || !queue || !created_at || !body;
+    struct job *job = job_new(jid ? jid : "", jobtype ? jobtype : "", queue ? queue : "",
+                              created_at ? created_at : "", body ? body : "", body_len);
+    free(jid);
+    free(jobtype);
+    free(queue);
+    free(created_at);
+    free(body);
     job->retry = (int)rec_get_u32(r);
     job->reserve_for_s = (int)rec_get_u32(r);
     job->at_ns = rec_get_i64(r);
@@ -1219,8 +1225,7 @@ static int apply_add(struct engine *e, struct rec_reader *r)
         job->is_unique_until_start = rec_get_u8(r) != 0;
         lock_until_ns = rec_get_i64(r);
     }
-    if (r->is_bad || !job->jid || !job->jobtype || !job->queue || !job->created_at || !job->body ||
-        pl.state == JOB_NEW) {
+    if (r->is_bad || is_missing || pl.state == JOB_NEW) {
         free((char *)pl.wid);
         job_free(job);
         return -1;

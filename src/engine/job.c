@@ -46,11 +46,7 @@ void job_free(struct job *job)
 {
     if (!job)
         return;
-    free(job->jid);
-    free(job->jobtype);
-    free(job->queue);
-    free(job->created_at);
-    free(job->body);
+    /* jid, jobtype, queue, created_at and body live in the job's own allocation. */
     free(job->wid);
     free(job->unique_key);
     job_track_free(job->track);
@@ -116,7 +112,7 @@ static int check_duplicates(cJSON *obj, char *err)
     for (cJSON *c = obj->child; c; c = c->next) {
         for (size_t i = 0; i < nowned + nread; i++) {
             const char *k = i < nowned ? owned_keys[i] : read_keys[i - nowned];
-            if (c->string && strcmp(c->string, k) == 0 && ++counts[i] > 1) {
+            if (c->string && c->string[0] == k[0] && strcmp(c->string, k) == 0 && ++counts[i] > 1) {
                 snprintf(err, JOB_ERR_MAX, "invalid JSON: duplicate field \"%s\"", k);
                 return -1;
             }
@@ -303,7 +299,120 @@ static struct job_failure *failure_from_cjson(cJSON *f)
     return fl;
 }
 
+struct job *job_new(const char *jid, const char *jobtype, const char *queue, const char *created_at,
+                    const char *body, size_t body_len)
+{
+    size_t l_jid = strlen(jid) + 1, l_type = strlen(jobtype) + 1, l_queue = strlen(queue) + 1;
+    size_t l_created = strlen(created_at) + 1;
+    /* One allocation for the job and its strings: no per-string malloc overhead. */
+    struct job *job = xcalloc(1, sizeof *job + l_jid + l_type + l_queue + l_created + body_len + 1);
+    char *p = job->strings;
+    job->jid = memcpy(p, jid, l_jid);
+    p += l_jid;
+    job->jobtype = memcpy(p, jobtype, l_type);
+    p += l_type;
+    job->queue = memcpy(p, queue, l_queue);
+    p += l_queue;
+    job->created_at = memcpy(p, created_at, l_created);
+    p += l_created;
+    job->body = p;
+    if (body_len)
+        memcpy(p, body, body_len);
+    p[body_len] = '\0';
+    job->body_len = (uint32_t)body_len;
+    return job;
+}
+
+static int is_owned_key(const char *k, size_t n)
+{
+    for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
+        if (strlen(owned_keys[i]) == n && memcmp(owned_keys[i], k, n) == 0)
+            return 1;
+    return 0;
+}
+
+/*
+ * Copies the members of the JSON object text json[0..len) (already parsed,
+ * so valid) into out, minus the server-owned ones, without the braces. This
+ * is what re-printing the parsed object without those members gives, and
+ * costs a tenth of it. Returns -1, leaving the caller to re-print, when the
+ * text might print differently: white space outside strings, any backslash
+ * escape, or a number that is not a plain integer of at most 15 digits.
+ */
+static int body_splice(const char *json, size_t len, struct sbuf *out)
+{
+    const char *p = json, *end = json + len;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+        end--;
+    if (p == end || *p++ != '{' || end[-1] != '}')
+        return -1;
+    end--; /* the closing brace */
+    size_t first = out->len;
+    while (p < end) {
+        if (*p != '"')
+            return -1;
+        const char *key = ++p;
+        while (p < end && *p != '"' && *p != '\\')
+            p++;
+        if (p >= end || *p != '"')
+            return -1;
+        size_t klen = (size_t)(p - key);
+        p++;
+        if (p >= end || *p++ != ':')
+            return -1;
+        int depth = 0, digits = 0;
+        for (; p < end; p++) {
+            char c = *p;
+            if (c == '"') {
+                for (p++; p < end && *p != '"'; p++)
+                    if (*p == '\\')
+                        return -1;
+                if (p >= end)
+                    return -1;
+            } else if (c == '{' || c == '[') {
+                depth++;
+                digits = 0;
+            } else if (c == '}' || c == ']') {
+                depth--;
+                digits = 0;
+            } else if (c == ',') {
+                if (depth == 0)
+                    break;
+                digits = 0;
+            } else if (c >= '0' && c <= '9') {
+                if (++digits > 15 || (c == '0' && digits == 1 && p[-1] == '-'))
+                    return -1;
+            } else if (((c == '.' || c == 'e' || c == 'E') && digits > 0) || c == ' ' || c == '\t' ||
+                       c == '\r' || c == '\n') {
+                return -1;
+            } else {
+                digits = 0;
+            }
+        }
+        if (depth != 0)
+            return -1;
+        if (!is_owned_key(key, klen)) {
+            if (out->len > first)
+                sbuf_add(out, ",", 1);
+            sbuf_add(out, key - 1, (size_t)(p - (key - 1)));
+        }
+        if (p < end)
+            p++; /* the comma */
+    }
+    return 0;
+}
+
+static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_ns, struct job **out,
+                     char *err);
+
 int job_from_cjson(cJSON *obj, int64_t now_ns, struct job **out, char *err)
+{
+    return job_build(obj, NULL, 0, now_ns, out, err);
+}
+
+/* json, when not NULL, is the text obj was parsed from: the body is cut from it. */
+static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_ns, struct job **out,
+                     char *err)
 {
     const char *jid, *jobtype, *queue, *created_at, *at;
     int retry = JOB_DEFAULT_RETRY, reserve_for = 0, present, ignored;
@@ -378,40 +487,54 @@ int job_from_cjson(cJSON *obj, int64_t now_ns, struct job **out, char *err)
     if (parse_features(cJSON_GetObjectItemCaseSensitive(obj, "custom"), now_ns, &ft, err) != 0)
         return -1;
 
-    struct job *job = xcalloc(1, sizeof *job);
+    char ts[TIMEFMT_MAX];
+    if (!created_at || !*created_at) {
+        timefmt_format(now_ns, ts);
+        created_at = ts;
+    }
+    struct job_failure *failure = failure_from_cjson(cJSON_GetObjectItemCaseSensitive(obj, "failure"));
+    struct sbuf body;
+    sbuf_init(&body);
+    /* Owned members are detached (not deleted) while printing: queue and created_at point into them. */
+    cJSON *detached[sizeof owned_keys / sizeof *owned_keys] = {0};
+    if (!json || body_splice(json, json_len, &body) != 0) {
+        sbuf_reset(&body);
+        for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
+            detached[i] = cJSON_DetachItemFromObjectCaseSensitive(obj, owned_keys[i]);
+        char *text = cJSON_PrintUnformatted(obj);
+        if (!text) {
+            for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
+                cJSON_Delete(detached[i]);
+            job_failure_free(failure);
+            sbuf_release(&body);
+            snprintf(err, JOB_ERR_MAX, "out of memory rendering the job");
+            return -1;
+        }
+        size_t n = strlen(text); /* "{...}": keep what is between the braces */
+        sbuf_add(&body, text + 1, n - 2);
+        cJSON_free(text);
+    }
+    if (body.len > UINT32_MAX) {
+        sbuf_release(&body);
+        for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
+            cJSON_Delete(detached[i]);
+        job_failure_free(failure);
+        snprintf(err, JOB_ERR_MAX, "job too large: over 4 GiB");
+        return -1;
+    }
+    struct job *job = job_new(jid, jobtype, queue, created_at, body.buf ? body.buf : "", body.len);
+    sbuf_release(&body);
+    if (ft.unique_for_s > 0)
+        job->unique_key = job_unique_key_make(jobtype, queue, args);
+    for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
+        cJSON_Delete(detached[i]); /* the caller's obj is left without them, as documented */
     job->expires_at_ns = ft.expires_at_ns;
     job->unique_for_s = ft.unique_for_s;
     job->is_unique_until_start = ft.is_until_start;
-    if (ft.unique_for_s > 0)
-        job->unique_key = job_unique_key_make(jobtype, queue, args);
-    job->jid = xstrdup(jid);
-    job->jobtype = xstrdup(jobtype);
-    job->queue = xstrdup(queue);
-    if (created_at && *created_at) {
-        job->created_at = xstrdup(created_at);
-    } else {
-        char ts[TIMEFMT_MAX];
-        timefmt_format(now_ns, ts);
-        job->created_at = xstrdup(ts);
-    }
     job->retry = retry;
     job->reserve_for_s = reserve_for;
     job->at_ns = at_ns;
-    job->failure = failure_from_cjson(cJSON_GetObjectItemCaseSensitive(obj, "failure"));
-    job->wid = NULL;
-
-    for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
-        cJSON_DeleteItemFromObjectCaseSensitive(obj, owned_keys[i]);
-    char *text = cJSON_PrintUnformatted(obj);
-    if (!text) {
-        job_free(job);
-        snprintf(err, JOB_ERR_MAX, "out of memory rendering the job");
-        return -1;
-    }
-    size_t n = strlen(text); /* "{...}": keep what is between the braces */
-    job->body = xstrndup(text + 1, n - 2);
-    job->body_len = n - 2;
-    cJSON_free(text);
+    job->failure = failure;
     *out = job;
     return 0;
 }
@@ -420,8 +543,10 @@ int job_json_has_nul(const char *json, size_t len)
 {
     /* Escapes come in pairs, so stepping over each "\x" keeps us in step. */
     for (size_t i = 0; i + 1 < len; i++) {
-        if (json[i] != '\\')
-            continue;
+        const char *bs = memchr(json + i, '\\', len - i - 1); /* most jobs hold no escape at all */
+        if (!bs)
+            return 0;
+        i = (size_t)(bs - json);
         if (json[i + 1] == 'u' && i + 5 < len && memcmp(json + i + 2, "0000", 4) == 0)
             return 1;
         i++;
@@ -453,7 +578,7 @@ int job_parse(const char *json, size_t len, int64_t now_ns, struct job **out, ch
         *out = NULL;
         return -1;
     }
-    int rc = job_from_cjson(obj, now_ns, out, err);
+    int rc = job_build(obj, json, len, now_ns, out, err);
     cJSON_Delete(obj);
     return rc;
 }

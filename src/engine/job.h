@@ -59,7 +59,6 @@ struct job {
     char *queue;
     char *created_at;    /* as given, or set at push */
     char *body;          /* client members, no braces; may be "" */
-    size_t body_len;
     int retry;           /* <0 dead on first failure, 0 discard, N retries */
     int reserve_for_s;   /* as given (0 = default) */
     int64_t at_ns;       /* scheduled time from 'at', 0 if none */
@@ -80,11 +79,22 @@ struct job {
 
     /* Engine bookkeeping: where the job is. */
     enum job_state state;
-    struct job *qprev, *qnext; /* queue FIFO links when ENQUEUED */
-    struct tset_node tnode;    /* set membership when SCHEDULED/RETRY/DEAD/WORKING */
+    uint32_t body_len; /* beside state, in what was padding; the journal records it as 32 bits too */
+    /*
+     * A job is in one queue or one set, never both (the engine unlinks before
+     * it links again), so the two kinds of links share their bytes.
+     */
+    union {
+        struct {
+            struct job *qprev, *qnext; /* queue FIFO links when ENQUEUED */
+        };
+        struct tset_node tnode; /* set membership when SCHEDULED/RETRY/DEAD/WORKING */
+    };
     char *wid;                 /* reserving process when WORKING ("" for none) */
     int64_t reserved_at_ns;
     size_t mem_bytes;          /* what the engine counted for it in job_bytes */
+
+    char strings[]; /* jid, jobtype, queue, created_at and body point in here (job_new) */
 };
 
 /* Validation errors carry Faktory's message text; see docs/protocol.md. */
@@ -106,6 +116,15 @@ int job_json_has_nul(const char *json, size_t len);
 /* Same, for a job already parsed by cJSON (PUSHB's array elements). */
 struct cJSON;
 int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);
+
+/*
+ * A new job holding copies of the given strings in its own allocation
+ * (body[0..body_len) need not be NUL-terminated; body_len < 4 GiB).
+ * Everything else is zero.
+ * Caller owns; job_free.
+ */
+struct job *job_new(const char *jid, const char *jobtype, const char *queue, const char *created_at,
+                    const char *body, size_t body_len);
 
 void job_free(struct job *job);
 /* Frees a progress record (NULL is fine). */

@@ -58,6 +58,8 @@ static const char usage[] =
     "      --check-config          validate the flags, the config directory's files,\n"
     "                              the TLS files and the data directory's\n"
     "                              permissions, then exit\n"
+    "      --plain-fwp             speak plain FWP only: do not offer spool's\n"
+    "                              batch verbs (FETCHN, ACKN) in the greeting\n"
     "      --check                 verify the data directory, print a summary, exit\n"
     "      --repair                with --check: cut a corrupt journal at the\n"
     "                              first bad record (what follows is lost)\n"
@@ -204,7 +206,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
     enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT,
            OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR,
            OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-           OPT_MAX_JOBS, OPT_MAX_MEMORY, OPT_CHECK_CONFIG, OPT_BACKUP_DIR };
+           OPT_MAX_JOBS, OPT_MAX_MEMORY, OPT_CHECK_CONFIG, OPT_BACKUP_DIR, OPT_PLAIN_FWP };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"web-bind", required_argument, NULL, 'w'},
@@ -229,6 +231,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"backup-dir", required_argument, NULL, OPT_BACKUP_DIR},
+        {"plain-fwp", no_argument, NULL, OPT_PLAIN_FWP},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -322,6 +325,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_BACKUP_DIR: free(cfg->backup_dir); cfg->backup_dir = xstrdup(optarg); break;
         case OPT_CHECK: cfg->is_check = 1; break;
         case OPT_REPAIR: cfg->is_repair = 1; break;
+        case OPT_PLAIN_FWP: cfg->is_plain_fwp = 1; break;
         case 'h': fputs(usage, stdout); return 1;
         case 'v': printf("spoold %s\n", SPOOL_VERSION); return 1;
         case ':':

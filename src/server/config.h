@@ -36,6 +36,7 @@ struct config {
     size_t max_memory;     /* estimated job bytes held before pushes are refused (0 = no limit) */
     int is_check_config;   /* --check-config: validate the settings and exit */
     char *backup_dir;      /* SIGUSR1 writes backups under it; NULL: none */
+    int is_plain_fwp;      /* --plain-fwp: no native batch verbs, none advertised */
 };
 
 /*

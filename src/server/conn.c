@@ -115,12 +115,14 @@ void conn_accept(struct server *srv, int fd, const char *peer)
         salt &= INT64_MAX; /* a 63-bit salt, as Faktory sends */
         c->iterations = 4000 + ((rnd[8] << 8 | rnd[9]) % 4096);
         snprintf(c->salt, sizeof c->salt, "%llx", (unsigned long long)salt);
-        char hi[128];
-        int n = snprintf(hi, sizeof hi, "+HI {\"v\":2,\"i\":%d,\"s\":\"%s\"}\r\n", c->iterations,
-                         c->salt);
+        char hi[256];
+        int n = snprintf(hi, sizeof hi, "+HI {\"v\":2,\"i\":%d,\"s\":\"%s\"%s}\r\n", c->iterations,
+                         c->salt, srv->cfg.is_plain_fwp ? "" : "," FWP_HI_SPOOL);
         conn_reply(c, hi, (size_t)n);
-    } else {
+    } else if (srv->cfg.is_plain_fwp) {
         conn_reply_str(c, "+HI {\"v\":2}\r\n");
+    } else {
+        conn_reply_str(c, "+HI {\"v\":2," FWP_HI_SPOOL "}\r\n");
     }
     struct timeval tv = {HANDSHAKE_TIMEOUT_S, 0};
     evtimer_add(c->timer, &tv);

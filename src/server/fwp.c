@@ -258,16 +258,13 @@ static void block_fetch(struct conn *c)
     evtimer_add(c->fetch_timer, &tv);
 }
 
-static void cmd_fetch(struct conn *c, char *arg, size_t len)
+/*
+ * Splits arg (NUL-terminated in place) into queue names, in priority order;
+ * none means "default". *queues is stack (16 slots) or an allocation the
+ * caller frees when it differs from stack. Returns the count.
+ */
+static int parse_queues(char *arg, size_t len, const char **stack, const char ***out)
 {
-    struct server *srv = c->srv;
-    struct worker *w = c->wid ? engine_worker(srv->engine, c->wid) : NULL;
-    if (w && w->state != WORKER_RUNNING) { /* quiet processes get nothing new */
-        block_fetch(c);
-        return;
-    }
-    /* Queue names, in priority order; none means "default". */
-    const char *stack[16];
     const char **queues = stack;
     int n = 0, cap = 16;
     for (char *p = arg, *end = arg ? arg + len : NULL; p && p < end;) {
@@ -290,6 +287,21 @@ static void cmd_fetch(struct conn *c, char *arg, size_t len)
     }
     if (n == 0)
         queues[n++] = "default";
+    *out = queues;
+    return n;
+}
+
+static void cmd_fetch(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    struct worker *w = c->wid ? engine_worker(srv->engine, c->wid) : NULL;
+    if (w && w->state != WORKER_RUNNING) { /* quiet processes get nothing new */
+        block_fetch(c);
+        return;
+    }
+    const char *stack[16];
+    const char **queues;
+    int n = parse_queues(arg, len, stack, &queues);
     int64_t now = server_now();
     struct job *job = engine_fetch(srv->engine, queues, n, c->wid, now);
     if (job) {
@@ -323,6 +335,123 @@ static void cmd_ack(struct conn *c, char *arg, size_t len)
         server_commit(srv);
     cJSON_Delete(o);
     reply_ok(c, srv->commit_seq);
+}
+
+/* ---- native batch verbs (advertised in HI's "spool" key; docs/protocol.md) ---- */
+
+static void on_deliver_many(struct waiter *w, struct job *job)
+{
+    struct conn *c = w->ctx;
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "[", 1);
+    job_render(job, &b);
+    sbuf_add(&b, "]", 1);
+    conn_reply_bulk(c, b.buf, b.len);
+    sbuf_release(&b);
+    conn_unblock(c);
+}
+
+/*
+ * FETCHN <n> q1 q2 ...: up to n jobs, taken in the order FETCH would hand
+ * them out one by one, as one JSON array. Blocks like FETCH only when no job
+ * is there (then the first pushed job comes alone, or $-1 at the deadline).
+ */
+static void cmd_fetchn(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    char *sp = memchr(arg, ' ', len);
+    size_t nlen = sp ? (size_t)(sp - arg) : len;
+    char nbuf[16];
+    long want = 0;
+    char *end = NULL;
+    if (nlen > 0 && nlen < sizeof nbuf) {
+        memcpy(nbuf, arg, nlen);
+        nbuf[nlen] = '\0';
+        want = strtol(nbuf, &end, 10);
+    }
+    if (!end || *end || want < 1 || want > FWP_FETCH_MAX) {
+        conn_reply_err(c, "FETCHN needs a count from 1 to %d first: FETCHN <n> queue...",
+                       FWP_FETCH_MAX);
+        return;
+    }
+    struct worker *w = c->wid ? engine_worker(srv->engine, c->wid) : NULL;
+    if (w && w->state != WORKER_RUNNING) {
+        block_fetch(c);
+        return;
+    }
+    const char *stack[16];
+    const char **queues;
+    int n = parse_queues(sp ? sp + 1 : NULL, sp ? len - nlen - 1 : 0, stack, &queues);
+    int64_t now = server_now();
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "[", 1);
+    long got = 0;
+    struct job *job;
+    while (got < want && b.len < FWP_FETCHN_MAX_BYTES &&
+           (job = engine_fetch(srv->engine, queues, n, c->wid, now)) != NULL) {
+        if (got++)
+            sbuf_add(&b, ",", 1);
+        job_render(job, &b);
+    }
+    sbuf_add(&b, "]", 1);
+    if (got) {
+        server_commit(srv); /* reservations are changes; like FETCH, the reply need not wait */
+        conn_reply_bulk(c, b.buf, b.len);
+    } else {
+        c->waiter.deliver = on_deliver_many;
+        c->waiter.wid = c->wid ? c->wid : "";
+        engine_wait(srv->engine, &c->waiter, queues, n);
+        block_fetch(c);
+    }
+    sbuf_release(&b);
+    if (queues != stack)
+        free(queues);
+}
+
+/*
+ * ACKN {"jids":[...]}: acknowledges each jid like ACK and answers once, when
+ * every acknowledgement is durable, with {"acked":N,"errors":{...}}. Jids that
+ * hold no reservation are accepted and not counted (ACK's rule); entries that
+ * are not non-empty strings are reported in errors under "[index]".
+ */
+static void cmd_ackn(struct conn *c, char *arg, size_t len)
+{
+    struct server *srv = c->srv;
+    cJSON *o = parse_object(arg, len);
+    cJSON *jids = o ? cJSON_GetObjectItemCaseSensitive(o, "jids") : NULL;
+    int count = cJSON_IsArray(jids) ? cJSON_GetArraySize(jids) : -1;
+    if (count < 1 || count > FWP_ACK_MAX) {
+        cJSON_Delete(o);
+        conn_reply_err(c, "invalid ACKN: needs {\"jids\":[...]} with 1 to %d job ids", FWP_ACK_MAX);
+        return;
+    }
+    int64_t now = server_now();
+    struct sbuf errs;
+    sbuf_init(&errs);
+    int acked = 0, nerr = 0, i = 0;
+    cJSON *v;
+    cJSON_ArrayForEach(v, jids)
+    {
+        if (!cJSON_IsString(v) || !*v->valuestring) {
+            sbuf_addf(&errs, "%s\"[%d]\":\"a job id must be a non-empty string\"", nerr++ ? "," : "", i);
+        } else if (engine_ack(srv->engine, v->valuestring, now) == 0) {
+            acked++;
+        }
+        i++;
+    }
+    cJSON_Delete(o);
+    if (acked)
+        server_commit(srv);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addf(&b, "{\"acked\":%d,\"errors\":{", acked);
+    sbuf_add(&b, errs.buf ? errs.buf : "", errs.len);
+    sbuf_add(&b, "}}", 2);
+    reply_bulk_durable(c, b.buf, b.len, srv->commit_seq);
+    sbuf_release(&b);
+    sbuf_release(&errs);
 }
 
 static void cmd_fail(struct conn *c, char *arg, size_t len)
@@ -942,6 +1071,23 @@ static const struct command commands[] = {
     {"CRON", cmd_cron, NULL, 0},
 };
 
+/* spool's batch verbs, advertised in the greeting; unknown commands under --plain-fwp. */
+static const struct command native_commands[] = {
+    {"FETCHN", cmd_fetchn, "a count and queues: FETCHN <n> queue...", 0},
+    {"ACKN", cmd_ackn, "job ids: ACKN {\"jids\":[\"...\"]}", 0},
+};
+
+static const struct command *find_command(const struct server *srv, const char *verb, size_t vlen)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strlen(commands[i].verb) == vlen && memcmp(commands[i].verb, verb, vlen) == 0)
+            return &commands[i];
+    for (size_t i = 0; !srv->cfg.is_plain_fwp && i < sizeof native_commands / sizeof *native_commands; i++)
+        if (strlen(native_commands[i].verb) == vlen && memcmp(native_commands[i].verb, verb, vlen) == 0)
+            return &native_commands[i];
+    return NULL;
+}
+
 void fwp_dispatch(struct conn *c, char *line, size_t len)
 {
     struct server *srv = c->srv;
@@ -950,10 +1096,8 @@ void fwp_dispatch(struct conn *c, char *line, size_t len)
     char *arg = sp ? sp + 1 : NULL;
     size_t arglen = sp ? len - vlen - 1 : 0;
     srv->command_count++;
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
-        const struct command *cmd = &commands[i];
-        if (strlen(cmd->verb) != vlen || memcmp(cmd->verb, line, vlen) != 0)
-            continue;
+    const struct command *cmd = find_command(srv, line, vlen);
+    if (cmd) {
         if (cmd->needs && arglen == 0) {
             conn_reply_err(c, "%s needs %s", cmd->verb, cmd->needs);
             return;

@@ -14,7 +14,8 @@
 /* Faktory's INFO reports this; clients that check it see a compatible server. */
 #define FAKTORY_COMPAT_VERSION "1.10.0"
 
-static double rss_mb(void)
+/* Resident set size in bytes from /proc/self/statm, 0 when unreadable. */
+static double rss_bytes(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");
     if (!f)
@@ -24,7 +25,7 @@ static double rss_mb(void)
     fclose(f);
     if (n != 2)
         return 0;
-    return (double)pages_rss * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
+    return (double)pages_rss * (double)sysconf(_SC_PAGESIZE);
 }
 
 static void add_task(cJSON *tasks, const char *name, size_t size)
@@ -42,7 +43,9 @@ static void add_server(struct server *srv, cJSON *root, int64_t now)
     cJSON_AddNumberToObject(s, "uptime", (double)((now - srv->started_ns) / NS_PER_S));
     cJSON_AddNumberToObject(s, "connections", srv->nconns);
     cJSON_AddNumberToObject(s, "command_count", (double)srv->command_count);
-    cJSON_AddNumberToObject(s, "used_memory_mb", (double)(long)(rss_mb() + 0.5));
+    double rss = rss_bytes();
+    cJSON_AddNumberToObject(s, "used_memory_mb", (double)(long)(rss / (1024.0 * 1024.0) + 0.5));
+    cJSON_AddNumberToObject(s, "rss_bytes", rss); /* exact, for benchmarks' bytes per job */
     /* spool extension: the push limits (0 = none) and what counts against them. */
     struct engine *e = srv->engine;
     cJSON *lim = cJSON_AddObjectToObject(s, "limits");

@@ -50,10 +50,10 @@ uint64_t server_commit(struct server *srv)
 
 int server_push(struct server *srv, struct job *job, char *err)
 {
-    if (job->body_len > srv->cfg.max_job) {
+    if ((size_t)job->body_len > srv->cfg.max_job) {
         snprintf(err, JOB_ERR_MAX,
                  "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
-                 job->body_len, srv->cfg.max_job);
+                 (size_t)job->body_len, srv->cfg.max_job);
         job_free(job);
         return PUSH_INVALID;
     }

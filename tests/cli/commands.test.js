@@ -9,7 +9,7 @@ const { withServer, newJid, waitFor } = require('../lib/spoold');
 const { runCli, shown } = require('./cli');
 
 const COMMANDS = ['push', 'info', 'queues', 'pause', 'resume', 'remove', 'jobs', 'retry', 'kill',
-  'delete', 'workers', 'flush', 'work', 'cron', 'help'];
+  'delete', 'workers', 'flush', 'work', 'cron', 'bench', 'help'];
 
 async function ok(args, opts) {
   const r = await runCli(args, opts);

@@ -22,6 +22,7 @@ long long test_now_ms(void)
 
 static int launch(struct spoold_proc *p, int port, const char *password, const char *config_dir)
 {
+    const char *extra = p->extra_arg[0] ? p->extra_arg : NULL;
     const char *bin = getenv("SPOOLD");
     if (!bin)
         return -1;
@@ -41,10 +42,16 @@ static int launch(struct spoold_proc *p, int port, const char *password, const c
         else
             unsetenv("SPOOL_PASSWORD");
         unsetenv("FAKTORY_PASSWORD");
-        if (config_dir)
-            execl(bin, bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data, "-c", config_dir, (char *)NULL);
-        else
-            execl(bin, bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data, (char *)NULL);
+        const char *argv[12] = {bin, "-b", bind, "-w", "127.0.0.1:0", "-d", data};
+        int argc = 7;
+        if (config_dir) {
+            argv[argc++] = "-c";
+            argv[argc++] = config_dir;
+        }
+        if (extra)
+            argv[argc++] = extra;
+        argv[argc] = NULL;
+        execv(bin, (char *const *)argv);
         _exit(127);
     }
     close(fds[1]);
@@ -93,6 +100,17 @@ static int launch(struct spoold_proc *p, int port, const char *password, const c
              password ? ":" : "", password ? password : "", password ? "@" : "",
              config_dir ? "localhost" : "127.0.0.1", p->port);
     return 0;
+}
+
+int spoold_start_with(struct spoold_proc *p, int port, const char *password, const char *arg)
+{
+    memset(p, 0, sizeof *p);
+    if (arg)
+        snprintf(p->extra_arg, sizeof p->extra_arg, "%s", arg);
+    snprintf(p->dir, sizeof p->dir, "/tmp/spool-client-test-XXXXXX");
+    if (!mkdtemp(p->dir))
+        return -1;
+    return launch(p, port, password, NULL);
 }
 
 int spoold_start(struct spoold_proc *p, int port, const char *password)

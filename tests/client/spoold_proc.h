@@ -13,6 +13,7 @@ struct spoold_proc {
     int port;
     char dir[256];
     char url[512];
+    char extra_arg[64]; /* one more spoold argument, or "" */
 };
 
 /* Starts spoold; port 0 = any; password NULL = none. Returns 0 or -1. */
@@ -21,6 +22,8 @@ int spoold_start(struct spoold_proc *p, int port, const char *password);
 /* Starts spoold with -c config_dir (holding public.cert.pem and
  * private.key.pem): TLS on; p->url is tcp+tls://localhost:PORT. 0 or -1. */
 int spoold_start_tls(struct spoold_proc *p, const char *config_dir);
+/* Same, with one more spoold argument (e.g. "--plain-fwp"); NULL = none. */
+int spoold_start_with(struct spoold_proc *p, int port, const char *password, const char *arg);
 
 /* SIGTERM and wait (bounded); keeps the data dir. */
 void spoold_stop(struct spoold_proc *p);

@@ -284,6 +284,103 @@ static void fail_then_retries_in_info(void **state)
     spoold_destroy(&p);
 }
 
+/*
+ * spool_fetch_many / spool_ack_many against spoold with its batch verbs, or
+ * with --plain-fwp (then they fall back to FETCH and ACK).
+ */
+static void batch_calls(const char *extra_arg, int want_native)
+{
+    struct spoold_proc p;
+    assert_int_equal(spoold_start_with(&p, 0, NULL, extra_arg), 0);
+    spool_client *c = connect_ok(p.url);
+    int fmax = -1, amax = -1, pmax = -1;
+    spool_client_batch_limits(c, &fmax, &amax, &pmax);
+    if (want_native) {
+        assert_int_equal(fmax, 100);
+        assert_int_equal(amax, 1000);
+        assert_int_equal(pmax, 1000);
+    } else {
+        assert_int_equal(fmax, 0);
+        assert_int_equal(amax, 0);
+        assert_int_equal(pmax, 0);
+    }
+    char jids[7][64];
+    for (int i = 0; i < 7; i++) {
+        spool_job *j = spool_job_new("batch");
+        assert_non_null(j);
+        char args[32];
+        snprintf(args, sizeof args, "[%d, \"x\\\"]{\"]", i); /* brackets inside strings */
+        assert_int_equal(spool_job_set_args(j, args), 0);
+        assert_int_equal(spool_job_set_queue(j, i < 5 ? "bq" : "hi"), 0);
+        snprintf(jids[i], sizeof jids[i], "%s", spool_job_jid(j));
+        assert_int_equal(spool_push(c, j), 0);
+        spool_job_free(j);
+    }
+    const char *qs[] = {"hi", "bq"};
+    spool_job *got[10];
+    int n = spool_fetch_many(c, qs, 2, got, 4);
+    /* native: 4 at once, hi first then bq in push order; plain: one FETCH */
+    int want[] = {5, 6, 0, 1};
+    assert_int_equal(n, want_native ? 4 : 1);
+    for (int i = 0; i < n; i++) {
+        assert_string_equal(spool_job_jid(got[i]), jids[want[i]]);
+        int64_t a;
+        assert_int_equal(spool_job_arg_int(got[i], 0, &a), 0);
+        assert_int_equal(a, want[i]);
+        const char *str;
+        assert_int_equal(spool_job_arg_string(got[i], 1, &str), 0);
+        assert_string_equal(str, "x\"]{");
+    }
+    for (int i = n; i < 4; i++)
+        assert_null(got[i]);
+    const char *ack[10];
+    for (int i = 0; i < n; i++)
+        ack[i] = spool_job_jid(got[i]);
+    ack[n] = "nosuchjob123"; /* accepted, as ACK accepts it */
+    assert_int_equal(spool_ack_many(c, ack, (size_t)n + 1), 0);
+    for (int i = 0; i < n; i++)
+        spool_job_free(got[i]);
+    assert_int_equal(info_num(c, "faktory.total_processed"), n);
+    assert_int_equal(info_num(c, "faktory.sets.working"), 0);
+    /* drain the rest, then nothing is there: 0 */
+    int total = n;
+    while (total < 7) {
+        n = spool_fetch_many(c, qs, 2, got, 10);
+        assert_true(n > 0);
+        for (int i = 0; i < n; i++) {
+            ack[i] = spool_job_jid(got[i]);
+        }
+        assert_int_equal(spool_ack_many(c, ack, (size_t)n), 0);
+        for (int i = 0; i < n; i++)
+            spool_job_free(got[i]);
+        total += n;
+    }
+    assert_int_equal(total, 7);
+    assert_int_equal(info_num(c, "faktory.total_processed"), 7);
+    const char *empty[] = {"empty"};
+    assert_int_equal(spool_fetch_many(c, empty, 1, got, 3), 0);
+    assert_null(got[0]);
+    /* bad arguments are refused locally */
+    assert_int_equal(spool_fetch_many(c, qs, 2, got, 0), SPOOL_EARG);
+    const char *bad[] = {"abcdefgh", ""};
+    assert_int_equal(spool_ack_many(c, bad, 2), SPOOL_EARG);
+    assert_int_equal(spool_ack_many(c, NULL, 0), 0);
+    spool_client_free(c);
+    spoold_destroy(&p);
+}
+
+static void batch_calls_use_fetchn_and_ackn(void **state)
+{
+    (void)state;
+    batch_calls(NULL, 1);
+}
+
+static void batch_calls_fall_back_to_plain_fwp(void **state)
+{
+    (void)state;
+    batch_calls("--plain-fwp", 0);
+}
+
 static int add_marker(spool_chain *chain, spool_job *job, void *ud)
 {
     atomic_int *calls = ud;
@@ -663,6 +760,8 @@ int main(void)
         cmocka_unit_test(push_fetch_ack),
         cmocka_unit_test(fail_then_retries_in_info),
         cmocka_unit_test(push_many_reports_bad_jobs),
+        cmocka_unit_test(batch_calls_use_fetchn_and_ackn),
+        cmocka_unit_test(batch_calls_fall_back_to_plain_fwp),
         cmocka_unit_test(password_right_and_wrong),
         cmocka_unit_test(worker_runs_jobs_across_queues_concurrently),
         cmocka_unit_test(worker_failing_handler_lands_in_retries),

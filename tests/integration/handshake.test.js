@@ -5,11 +5,12 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { withServer, readGreeting, sendHello, pwdhash } = require('../lib/spoold');
 
-test('without a password the greeting is exactly +HI {"v":2} and HELLO gets +OK', async () => {
+test('without a password the greeting is +HI {"v":2} plus the spool batch limits, and HELLO gets +OK', async () => {
   await withServer(async (srv) => {
     const c = await srv.rawConnect();
     const g = await c.readTyped();
-    assert.deepEqual(g, { type: 'simple', value: 'HI {"v":2}' }, 'greeting without a password');
+    assert.deepEqual(g, { type: 'simple', value: 'HI {"v":2,"spool":{"fetch_max":100,"ack_max":1000,"push_max":1000}}' },
+      'greeting without a password: v 2 and the native batch limits (docs/protocol.md)');
     const r = await c.cmdTyped('HELLO {"hostname":"t","v":2}');
     assert.deepEqual(r, { type: 'simple', value: 'OK' }, 'HELLO should be accepted');
     const info = await c.info();

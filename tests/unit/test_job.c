@@ -470,6 +470,50 @@ static void job_render_owned_fields_once(void **state)
     job_free(job);
 }
 
+/* The body is cut from the pushed text when that prints the same, else re-printed compactly. */
+static void job_body_is_the_pushed_text_minus_owned_fields(void **state)
+{
+    (void)state;
+    const char *text = "{\"jid\":\"12345678\",\"jobtype\":\"T\",\"queue\":\"q\","
+                       "\"args\":[1,-2,{\"a\":[true,false,null]},\"x, }]{:\"],\"retry\":3,"
+                       "\"custom\":{\"k\":\"v\"},\"created_at\":\"c\"}";
+    struct job *job = parse_ok(text);
+    assert_string_equal(job->body, "\"jid\":\"12345678\",\"jobtype\":\"T\","
+                                   "\"args\":[1,-2,{\"a\":[true,false,null]},\"x, }]{:\"],"
+                                   "\"custom\":{\"k\":\"v\"}");
+    assert_int_equal(job->body_len, strlen(job->body));
+    assert_string_equal(job->queue, "q");
+    assert_string_equal(job->created_at, "c");
+    /* the same job through cJSON (PUSHB's path) gets the same body */
+    cJSON *obj = cJSON_Parse(text);
+    struct job *viajson = NULL;
+    assert_int_equal(job_from_cjson(obj, NOW, &viajson, err_buf), 0);
+    assert_string_equal(viajson->body, job->body);
+    cJSON_Delete(obj);
+    job_free(viajson);
+    job_free(job);
+
+    /* white space, escapes and non-integer numbers: printed as cJSON prints them */
+    job = parse_ok(" { \"jid\" : \"12345678\", \"jobtype\":\"T\\u0041\", \"args\":[ 1.50, 1e2, \"\\/\" ] } ");
+    assert_string_equal(job->body, "\"jid\":\"12345678\",\"jobtype\":\"TA\",\"args\":[1.5,100,\"/\"]");
+    assert_string_equal(job->jobtype, "TA");
+    job_free(job);
+    /* -0 and integers over 15 digits go through cJSON too, so the body matches its print */
+    const char *odd = "{\"jid\":\"12345678\",\"jobtype\":\"T\",\"args\":[-0,123456789012345678]}";
+    job = parse_ok(odd);
+    obj = cJSON_Parse(odd);
+    char *printed = cJSON_PrintUnformatted(obj);
+    assert_int_equal(job->body_len, strlen(printed) - 2);
+    assert_memory_equal(job->body, printed + 1, job->body_len);
+    cJSON_free(printed);
+    cJSON_Delete(obj);
+    job_free(job);
+    /* an empty body, and a body that is only owned fields */
+    job = parse_ok("{\"queue\":\"q\",\"jid\":\"12345678\",\"jobtype\":\"T\",\"args\":[]}");
+    assert_string_equal(job->body, "\"jid\":\"12345678\",\"jobtype\":\"T\",\"args\":[]");
+    job_free(job);
+}
+
 static void job_render_escapes_strings(void **state)
 {
     struct job *job = parse_ok("{\"jid\":\"12345678\",\"jobtype\":\"T\\\"q\","
@@ -724,6 +768,7 @@ int main(void)
         cmocka_unit_test(job_unknown_fields_kept),
         cmocka_unit_test(job_render_owned_fields_once),
         cmocka_unit_test(job_render_escapes_strings),
+        cmocka_unit_test(job_body_is_the_pushed_text_minus_owned_fields),
         cmocka_unit_test(job_from_cjson_object),
         cmocka_unit_test(job_failure_progression),
         cmocka_unit_test(job_failure_cleansing),
