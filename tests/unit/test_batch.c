@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "engine/record.h"
+#include "engine/throttle.h"
 
 /* 2024-03-01T00:00:00Z */
 #define T0 (INT64_C(1709251200) * NS_PER_S)
@@ -590,6 +591,157 @@ static void batch_render_has_the_status_shape(void **state)
     sbuf_release(&out);
 }
 
+
+/* ---- random operations: live counts equal the rebuilt ones ---- */
+
+static uint32_t probe_rng = 12345;
+static uint32_t rnd(uint32_t n)
+{
+    probe_rng ^= probe_rng << 13;
+    probe_rng ^= probe_rng >> 17;
+    probe_rng ^= probe_rng << 5;
+    return probe_rng % n;
+}
+
+static size_t working_in(struct engine *e, const char *q)
+{
+    size_t n = 0;
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);) {
+        struct job *j = val;
+        n += j->state == JOB_WORKING && strcmp(j->queue, q) == 0;
+    }
+    return n;
+}
+
+static void set_thr(struct engine *e, const char *json)
+{
+    struct throttle_config cfg;
+    char err[THROTTLE_ERR_MAX];
+    if (throttle_config_parse(json, strlen(json), &cfg, err) != 0)
+        fail_msg("throttles: %s", err);
+    engine_throttle_set(e, &cfg, clock_ns);
+    throttle_config_release(&cfg);
+}
+
+static void random_jid_in(struct engine *e, enum job_state st, char *out, size_t len)
+{
+    const char *key;
+    void *val;
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);)
+        n += ((struct job *)val)->state == st;
+    if (!n)
+        return;
+    size_t k = rnd((uint32_t)n);
+    for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);)
+        if (((struct job *)val)->state == st && k-- == 0)
+            snprintf(out, len, "%s", ((struct job *)val)->jid);
+}
+
+/*
+ * Pushes into a batch and its child, fetches, acks, fails, expires, kills,
+ * requeues, deletes, removes the queue, commits and reopens at random, with
+ * both queues throttled: after every step each held job's batch link agrees
+ * with the counts and each throttle's in-flight count equals the jobs of its
+ * queue in the working set; at the end the journal and a snapshot rebuild the
+ * same batches and in-flight counts.
+ */
+static void batch_random_operations_rebuild_the_same_counts(void **state)
+{
+    const char *thr = "{\"q\":{\"concurrency\":3},\"cb\":{\"concurrency\":1}}";
+    for (int round = 0; round < 40; round++) {
+        struct engine_config cfg = E->cfg;
+        open_engine(&cfg);
+        set_thr(E, thr);
+        batch_new("b-p", CB);
+        char kid[256];
+        snprintf(kid, sizeof kid, "\"parent_bid\":\"b-p\",%s", CB);
+        batch_new("b-c", kid);
+        int njobs = 0;
+        for (int step = 0; step < 60; step++) {
+            char jid[64];
+            switch (rnd(12)) {
+            case 0:
+            case 1: {
+                snprintf(jid, sizeof jid, "j-r%02d-%04d", round, njobs++);
+                const char *bid = rnd(2) ? "b-p" : "b-c";
+                char json[512], err[JOB_ERR_MAX];
+                int retry = (int)rnd(3) - 1;
+                snprintf(json, sizeof json,
+                         "{\"jid\":\"%s\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\",\"retry\":%d,"
+                         "%s\"custom\":{\"bid\":\"%s\"%s}}",
+                         jid, retry, rnd(4) == 0 ? "\"at\":\"2024-03-01T00:10:00Z\"," : "", bid,
+                         rnd(3) == 0 ? ",\"expires_in\":30" : "");
+                struct job *job;
+                if (job_parse(json, strlen(json), clock_ns, &job, err) != 0)
+                    fail_msg("%s: %s", json, err);
+                if (engine_push(E, job, clock_ns) != 0)
+                    job_free(job);
+                break;
+            }
+            case 2: {
+                const char *qs[] = {"q", "cb"};
+                engine_fetch(E, qs, 2, "w1", clock_ns);
+                break;
+            }
+            case 3:
+                random_jid_in(E, JOB_WORKING, jid, sizeof jid);
+                if (*jid)
+                    engine_ack(E, jid, clock_ns);
+                break;
+            case 4:
+                random_jid_in(E, JOB_WORKING, jid, sizeof jid);
+                if (*jid)
+                    engine_fail(E, jid, "X", "boom", NULL, clock_ns);
+                break;
+            case 5:
+                clock_ns += (int64_t)rnd(90) * SEC;
+                engine_tick(E, clock_ns);
+                break;
+            case 6:
+            case 7: {
+                enum job_state sts[] = {JOB_SCHEDULED, JOB_RETRY, JOB_DEAD};
+                enum mutate_target tg[] = {TARGET_SCHEDULED, TARGET_RETRIES, TARGET_DEAD};
+                int w = (int)rnd(3);
+                random_jid_in(E, sts[w], jid, sizeof jid);
+                if (!*jid)
+                    break;
+                const char *jids[] = {jid};
+                struct mutate_filter f = {.jids = jids, .n_jids = 1};
+                enum mutate_cmd cmds[] = {MUTATE_KILL, MUTATE_DISCARD, MUTATE_REQUEUE};
+                engine_mutate(E, cmds[rnd(3)], tg[w], &f, clock_ns);
+                break;
+            }
+            case 8:
+                engine_batch_commit(E, rnd(2) ? "b-p" : "b-c", clock_ns);
+                break;
+            case 9:
+                engine_batch_open(E, rnd(2) ? "b-p" : "b-c", clock_ns);
+                break;
+            case 10:
+                if (rnd(4) == 0)
+                    engine_queue_remove(E, "q");
+                break;
+            case 11:
+                clock_ns += 31 * 60 * SEC; /* reservations expire */
+                engine_tick(E, clock_ns);
+                break;
+            }
+            check_links(E);
+            assert_int_equal(engine_throttle(E, "q")->in_flight, working_in(E, "q"));
+            assert_int_equal(engine_throttle(E, "cb")->in_flight, working_in(E, "cb"));
+        }
+        check_rebuilds();
+        struct engine *r = replay_range(rec_log.n);
+        set_thr(r, thr);
+        assert_int_equal(engine_throttle(r, "q")->in_flight, engine_throttle(E, "q")->in_flight);
+        engine_free(r);
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -606,6 +758,7 @@ int main(void)
         T(batch_flush_drops_batches),
         T(batch_restart_mid_batch_fires_callbacks_exactly_once),
         T(batch_render_has_the_status_shape),
+        T(batch_random_operations_rebuild_the_same_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
