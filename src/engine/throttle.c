@@ -123,7 +123,8 @@ int throttle_config_parse(const char *json, size_t len, struct throttle_config *
         return -1;
     }
     size_t at = (size_t)(end - json);
-    while (at < len && (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
+    while (at < len &&
+           (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
         at++;
     if (at < len) { /* cJSON stops after the first value; a second one would go unread */
         set_err(err, "text after the JSON object (at byte %zu)", at);

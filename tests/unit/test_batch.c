@@ -418,6 +418,15 @@ static void batch_unknown_bids_and_bad_definitions_are_refused(void **state)
          "unknown parent batch b-nosuch"},
         {"{\"parent_bid\":3,\"success\":{\"jobtype\":\"X\",\"args\":[]}}",
          "invalid BATCH NEW: \"parent_bid\" must be a string"},
+        /* A second object would go unread: its callback silently lost. */
+        {"{\"success\":{\"jobtype\":\"X\",\"args\":[]}} "
+         ",{\"complete\":{\"jobtype\":\"Y\",\"args\":[]}}",
+         "invalid BATCH NEW: unexpected text after the definition at byte 38"},
+        /* One jid for both: the second to fire would be refused as a different job. */
+        {"{\"success\":{\"jobtype\":\"X\",\"args\":[],\"jid\":\"cb-jid-0001\"},"
+         "\"complete\":{\"jobtype\":\"Y\",\"args\":[],\"jid\":\"cb-jid-0001\"}}",
+         "invalid BATCH NEW: the success and complete callbacks need different jids (both are "
+         "cb-jid-0001)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = '\0';
@@ -591,7 +600,6 @@ static void batch_render_has_the_status_shape(void **state)
     sbuf_release(&out);
 }
 
-
 /* ---- random operations: live counts equal the rebuilt ones ---- */
 
 static uint32_t probe_rng = 12345;
@@ -670,11 +678,12 @@ static void batch_random_operations_rebuild_the_same_counts(void **state)
                 const char *bid = rnd(2) ? "b-p" : "b-c";
                 char json[512], err[JOB_ERR_MAX];
                 int retry = (int)rnd(3) - 1;
-                snprintf(json, sizeof json,
-                         "{\"jid\":\"%s\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\",\"retry\":%d,"
-                         "%s\"custom\":{\"bid\":\"%s\"%s}}",
-                         jid, retry, rnd(4) == 0 ? "\"at\":\"2024-03-01T00:10:00Z\"," : "", bid,
-                         rnd(3) == 0 ? ",\"expires_in\":30" : "");
+                snprintf(
+                    json, sizeof json,
+                    "{\"jid\":\"%s\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\",\"retry\":%d,"
+                    "%s\"custom\":{\"bid\":\"%s\"%s}}",
+                    jid, retry, rnd(4) == 0 ? "\"at\":\"2024-03-01T00:10:00Z\"," : "", bid,
+                    rnd(3) == 0 ? ",\"expires_in\":30" : "");
                 struct job *job;
                 if (job_parse(json, strlen(json), clock_ns, &job, err) != 0)
                     fail_msg("%s: %s", json, err);
@@ -715,12 +724,8 @@ static void batch_random_operations_rebuild_the_same_counts(void **state)
                 engine_mutate(E, cmds[rnd(3)], tg[w], &f, clock_ns);
                 break;
             }
-            case 8:
-                engine_batch_commit(E, rnd(2) ? "b-p" : "b-c", clock_ns);
-                break;
-            case 9:
-                engine_batch_open(E, rnd(2) ? "b-p" : "b-c", clock_ns);
-                break;
+            case 8: engine_batch_commit(E, rnd(2) ? "b-p" : "b-c", clock_ns); break;
+            case 9: engine_batch_open(E, rnd(2) ? "b-p" : "b-c", clock_ns); break;
             case 10:
                 if (rnd(4) == 0)
                     engine_queue_remove(E, "q");
