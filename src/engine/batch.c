@@ -417,6 +417,11 @@ int engine_batch_new(struct engine *e, const char *bid, const char *json, size_t
         snprintf(err, JOB_ERR_MAX, "batch id %.100s is already in use", bid);
         return ENGINE_EEXIST;
     }
+    if (job_json_has_nul(json, len)) { /* cJSON would cut such a string short, unseen */
+        snprintf(err, JOB_ERR_MAX,
+                 "invalid BATCH NEW: strings containing \\u0000 (NUL) are not supported");
+        return ENGINE_EBADARG;
+    }
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!cJSON_IsObject(o)) {

@@ -422,6 +422,11 @@ static void batch_unknown_bids_and_bad_definitions_are_refused(void **state)
         {"{\"success\":{\"jobtype\":\"X\",\"args\":[]}} "
          ",{\"complete\":{\"jobtype\":\"Y\",\"args\":[]}}",
          "invalid BATCH NEW: unexpected text after the definition at byte 38"},
+        /* cJSON cuts strings at a NUL: the callback's args would change unseen. */
+        {"{\"success\":{\"jobtype\":\"X\",\"args\":[\"a\\u0000b\"]}}",
+         "invalid BATCH NEW: strings containing \\u0000 (NUL) are not supported"},
+        {"{\"description\":\"a\\u0000b\",\"success\":{\"jobtype\":\"X\",\"args\":[]}}",
+         "invalid BATCH NEW: strings containing \\u0000 (NUL) are not supported"},
         /* One jid for both: the second to fire would be refused as a different job. */
         {"{\"success\":{\"jobtype\":\"X\",\"args\":[],\"jid\":\"cb-jid-0001\"},"
          "\"complete\":{\"jobtype\":\"Y\",\"args\":[],\"jid\":\"cb-jid-0001\"}}",
