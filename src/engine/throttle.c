@@ -132,7 +132,7 @@ int throttle_config_parse(const char *json, size_t len, struct throttle_config *
         return -1;
     }
     /* cJSON ends its strings at a NUL: "q\u0000x" would come out as queue "q". */
-    if (memmem(json, len, "\\u0000", 6)) {
+    if (job_json_has_nul(json, len)) {
         set_err(err, "contains \\u0000, which no queue name or value may hold");
         cJSON_Delete(root);
         return -1;

@@ -250,6 +250,8 @@ static void throttle_parse_errors_name_queue_and_field(void **state)
     parse_err("{\"q\": {\"concurrency\": 1}},", "text after the JSON object");
     /* A \u0000 would cut the name short and throttle another queue. */
     parse_err("{\"q\\u0000x\": {\"concurrency\": 1}}", "contains \\u0000");
+    /* An escaped backslash before "u0000" is no NUL: only the queue name is wrong. */
+    parse_err("{\"q\\\\u0000\": {\"concurrency\": 1}}", "not a valid queue name");
     /* Trailing whitespace is fine. */
     struct throttle_config cfg;
     char err[THROTTLE_ERR_MAX];
