@@ -519,6 +519,34 @@ static void batch_flush_drops_batches(void **state)
     check_rebuilds();
 }
 
+/* A scheduled job killed before it ran stays pending until it is deleted (docs/features.md). */
+static void batch_job_killed_before_running_keeps_complete_waiting(void **state)
+{
+    batch_new("b-kill", CB);
+    assert_int_equal(try_push("j-kkkkkkk1", "b-kill", NULL), 0);
+    char json[256], err[JOB_ERR_MAX];
+    snprintf(json, sizeof json,
+             "{\"jid\":\"j-kkkkkkk2\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\","
+             "\"at\":\"2024-03-02T00:00:00Z\",\"custom\":{\"bid\":\"b-kill\"}}");
+    struct job *job;
+    assert_int_equal(job_parse(json, strlen(json), clock_ns, &job, err), 0);
+    assert_int_equal(engine_push(E, job, clock_ns), 0);
+    assert_int_equal(engine_batch_commit(E, "b-kill", clock_ns), 0);
+    run_ok("j-kkkkkkk1");
+    const char *jids[] = {"j-kkkkkkk2"};
+    struct mutate_filter f = {.jids = jids, .n_jids = 1};
+    assert_int_equal(engine_mutate(E, MUTATE_KILL, TARGET_SCHEDULED, &f, clock_ns), 1);
+    engine_tick(E, clock_ns);
+    expect_counts("b-kill", 2, 1, 0, 0, 0);
+    expect_callbacks(E, "");
+    check_rebuilds();
+    assert_int_equal(engine_mutate(E, MUTATE_DISCARD, TARGET_DEAD, &f, clock_ns), 1);
+    engine_tick(E, clock_ns);
+    expect_counts("b-kill", 2, 1, 1, BATCH_ST_ENQUEUED, 0);
+    expect_callbacks(E, "Ran");
+    check_rebuilds();
+}
+
 /* Counts the callback jobs an engine holds anywhere (queue cb or working). */
 static void expect_callback_jobs(struct engine *e, int want)
 {
@@ -766,6 +794,7 @@ int main(void)
         T(batch_parent_fires_after_its_children),
         T(batch_old_batches_are_pruned_by_age_and_count),
         T(batch_flush_drops_batches),
+        T(batch_job_killed_before_running_keeps_complete_waiting),
         T(batch_restart_mid_batch_fires_callbacks_exactly_once),
         T(batch_render_has_the_status_shape),
         T(batch_random_operations_rebuild_the_same_counts),
