@@ -780,6 +780,46 @@ static void batch_random_operations_rebuild_the_same_counts(void **state)
     }
 }
 
+static int cb_delivered;
+static void cb_deliver(struct waiter *w, struct job *job)
+{
+    (void)w;
+    assert_string_equal(job->queue, "cb");
+    cb_delivered++;
+}
+
+/*
+ * Callbacks pushed into a throttled queue wait for room like any job: a
+ * fetcher blocked on the queue gets one only when a reservation ends, and
+ * FETCH skips the queue while it is full.
+ */
+static void batch_callbacks_into_a_throttled_queue_wait_for_room(void **state)
+{
+    set_thr(E, "{\"cb\":{\"concurrency\":1}}");
+    batch_new("b-thr", CB);
+    push("j-ttttttt1", "b-thr");
+    assert_int_equal(engine_batch_commit(E, "b-thr", clock_ns), 0);
+    const char *cbq[] = {"cb"};
+    struct waiter w = {.deliver = cb_deliver, .wid = "w9"};
+    cb_delivered = 0;
+    assert_int_equal(engine_wait(E, &w, cbq, 1), 1);
+    run_ok("j-ttttttt1"); /* complete then success fire at once */
+    expect_counts("b-thr", 1, 0, 0, BATCH_ST_ENQUEUED, BATCH_ST_ENQUEUED);
+    assert_int_equal(cb_delivered, 1); /* the complete callback, to the blocked fetcher */
+    assert_int_equal(engine_throttle(E, "cb")->in_flight, 1);
+    expect_callbacks(E, "Ok"); /* success waits: the queue is at its limit */
+    assert_null(engine_fetch(E, cbq, 1, "w8", clock_ns));
+    assert_int_equal(engine_wait(E, &w, cbq, 1), 1);
+    assert_int_equal(engine_ack(E, "b-thr-complete", clock_ns), 0); /* room: served now */
+    assert_int_equal(cb_delivered, 2);
+    engine_unwait(E, &w);
+    expect_counts("b-thr", 1, 0, 0, BATCH_ST_DONE, BATCH_ST_ENQUEUED);
+    assert_int_equal(engine_ack(E, "b-thr-success", clock_ns), 0);
+    expect_counts("b-thr", 1, 0, 0, BATCH_ST_DONE, BATCH_ST_DONE);
+    assert_int_equal(engine_throttle(E, "cb")->in_flight, 0);
+    check_rebuilds();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -798,6 +838,7 @@ int main(void)
         T(batch_restart_mid_batch_fires_callbacks_exactly_once),
         T(batch_render_has_the_status_shape),
         T(batch_random_operations_rebuild_the_same_counts),
+        T(batch_callbacks_into_a_throttled_queue_wait_for_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
