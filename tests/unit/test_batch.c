@@ -820,6 +820,24 @@ static void batch_callbacks_into_a_throttled_queue_wait_for_room(void **state)
     check_rebuilds();
 }
 
+/* custom.bid written with JSON escapes ("\\u0062id") is the same key: the job joins. */
+static void batch_escaped_bid_key_still_joins(void **state)
+{
+    batch_new("b-esc", CB);
+    char json[256], err[JOB_ERR_MAX];
+    snprintf(json, sizeof json,
+             "{\"jid\":\"j-esc00001\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\","
+             "\"custom\":{\"\\u0062id\":\"b-esc\"}}");
+    struct job *job;
+    assert_int_equal(job_parse(json, strlen(json), clock_ns, &job, err), 0);
+    assert_int_equal(engine_push(E, job, clock_ns), 0);
+    expect_counts("b-esc", 1, 1, 0, 0, 0);
+    assert_int_equal(engine_batch_commit(E, "b-esc", clock_ns), 0);
+    run_ok("j-esc00001");
+    expect_counts("b-esc", 1, 0, 0, BATCH_ST_ENQUEUED, BATCH_ST_ENQUEUED);
+    check_rebuilds();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -839,6 +857,7 @@ int main(void)
         T(batch_render_has_the_status_shape),
         T(batch_random_operations_rebuild_the_same_counts),
         T(batch_callbacks_into_a_throttled_queue_wait_for_room),
+        T(batch_escaped_bid_key_still_joins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
