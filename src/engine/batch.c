@@ -417,10 +417,27 @@ int engine_batch_new(struct engine *e, const char *bid, const char *json, size_t
         snprintf(err, JOB_ERR_MAX, "batch id %.100s is already in use", bid);
         return ENGINE_EEXIST;
     }
-    cJSON *o = cJSON_ParseWithLength(json, len);
+    if (job_json_has_nul(json, len)) { /* cJSON would cut such a string short, unseen */
+        snprintf(err, JOB_ERR_MAX,
+                 "invalid BATCH NEW: strings containing \\u0000 (NUL) are not supported");
+        return ENGINE_EBADARG;
+    }
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
         snprintf(err, JOB_ERR_MAX, "invalid BATCH NEW: not a JSON object");
+        return ENGINE_EBADARG;
+    }
+    /* cJSON stops after the first value: a second object (a callback) would go unread. */
+    size_t at = (size_t)(end - json);
+    while (at < len &&
+           (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
+        at++;
+    if (at < len) {
+        cJSON_Delete(o);
+        snprintf(err, JOB_ERR_MAX,
+                 "invalid BATCH NEW: unexpected text after the definition at byte %zu", at);
         return ENGINE_EBADARG;
     }
     struct batch *b = xcalloc(1, sizeof *b);
@@ -452,6 +469,14 @@ int engine_batch_new(struct engine *e, const char *bid, const char *json, size_t
         b->cb_json[i] = callback_prepare(cb, bid, i, now_ns, err, &b->cb_jid[i]);
         if (!b->cb_json[i])
             goto fail;
+    }
+    if (b->cb_jid[0] && b->cb_jid[1] && !strcmp(b->cb_jid[0], b->cb_jid[1])) {
+        /* The second to fire would be refused as a different job with a taken jid. */
+        snprintf(err, JOB_ERR_MAX,
+                 "invalid BATCH NEW: the success and complete callbacks need different jids "
+                 "(both are %.100s)",
+                 b->cb_jid[0]);
+        goto fail;
     }
     if (!b->cb_json[0] && !b->cb_json[1]) {
         snprintf(err, JOB_ERR_MAX,

@@ -122,6 +122,21 @@ int throttle_config_parse(const char *json, size_t len, struct throttle_config *
                 end && end >= json ? (size_t)(end - json) : (size_t)0);
         return -1;
     }
+    size_t at = (size_t)(end - json);
+    while (at < len &&
+           (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
+        at++;
+    if (at < len) { /* cJSON stops after the first value; a second one would go unread */
+        set_err(err, "text after the JSON object (at byte %zu)", at);
+        cJSON_Delete(root);
+        return -1;
+    }
+    /* cJSON ends its strings at a NUL: "q\u0000x" would come out as queue "q". */
+    if (job_json_has_nul(json, len)) {
+        set_err(err, "contains \\u0000, which no queue name or value may hold");
+        cJSON_Delete(root);
+        return -1;
+    }
     if (!cJSON_IsObject(root)) {
         set_err(err, "must be a JSON object mapping queue names to their limits");
         cJSON_Delete(root);

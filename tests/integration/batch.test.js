@@ -114,6 +114,10 @@ test('BATCH errors name what was wrong; pushes need an open batch', async () => 
     await c.err('BATCH NEW ' + JSON.stringify({ complete: 'Cb' }), 'ERR invalid complete callback: must be a job object');
     await c.err('BATCH NEW ' + JSON.stringify({ description: 5, success: cb }), 'ERR invalid BATCH NEW: "description" must be a string');
     await c.err('BATCH NEW ' + JSON.stringify({ parent_bid: 'b-nosuch', success: cb }), 'ERR unknown parent batch b-nosuch');
+    await c.err('BATCH NEW ' + JSON.stringify({ success: cb }) + ',' + JSON.stringify({ complete: cb }),
+      /^ERR invalid BATCH NEW: unexpected text after the definition at byte \d+$/);
+    await c.err('BATCH NEW ' + JSON.stringify({ success: { ...cb, jid: 'cb-same-0001' }, complete: { ...cb, jid: 'cb-same-0001' } }),
+      'ERR invalid BATCH NEW: the success and complete callbacks need different jids (both are cb-same-0001)');
     await c.err('BATCH OPEN', /^ERR BATCH OPEN needs a batch id/);
     await c.err('BATCH STATUS b-nosuch', 'ERR unknown batch b-nosuch');
     await c.err('BATCH COMMIT b-nosuch', 'ERR unknown batch b-nosuch');

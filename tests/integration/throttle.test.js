@@ -198,6 +198,13 @@ test('SIGHUP and POST /api/v1/config/reload reload throttles.json; bad files kee
       assert.equal((await throttleInfo(p, 'hq')).concurrency, 2);
       assert.deepEqual((await p.cmdJSON('CRON')).map((e) => e.name), ['n1'], 'all or nothing: cron.json not applied either');
 
+      // Two objects in the file: refused, not half read.
+      fs.writeFileSync(path.join(cfg, 'throttles.json'), '{"hq": {"concurrency": 9}}\n{"other": {"concurrency": 1}}\n');
+      r = await reload(srv);
+      assert.equal(r.status, 422, r.body);
+      assert.match(r.json.error, /throttles\.json: text after the JSON object \(at byte 27\)/);
+      assert.equal((await throttleInfo(p, 'hq')).concurrency, 2, 'the previous limit stays');
+
       // A bad cron.json: 422 too.
       writeThrottles(cfg, {});
       fs.writeFileSync(path.join(cfg, 'cron.json'), '[{"name": "x"');

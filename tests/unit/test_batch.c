@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "engine/record.h"
+#include "engine/throttle.h"
 
 /* 2024-03-01T00:00:00Z */
 #define T0 (INT64_C(1709251200) * NS_PER_S)
@@ -417,6 +418,20 @@ static void batch_unknown_bids_and_bad_definitions_are_refused(void **state)
          "unknown parent batch b-nosuch"},
         {"{\"parent_bid\":3,\"success\":{\"jobtype\":\"X\",\"args\":[]}}",
          "invalid BATCH NEW: \"parent_bid\" must be a string"},
+        /* A second object would go unread: its callback silently lost. */
+        {"{\"success\":{\"jobtype\":\"X\",\"args\":[]}} "
+         ",{\"complete\":{\"jobtype\":\"Y\",\"args\":[]}}",
+         "invalid BATCH NEW: unexpected text after the definition at byte 38"},
+        /* cJSON cuts strings at a NUL: the callback's args would change unseen. */
+        {"{\"success\":{\"jobtype\":\"X\",\"args\":[\"a\\u0000b\"]}}",
+         "invalid BATCH NEW: strings containing \\u0000 (NUL) are not supported"},
+        {"{\"description\":\"a\\u0000b\",\"success\":{\"jobtype\":\"X\",\"args\":[]}}",
+         "invalid BATCH NEW: strings containing \\u0000 (NUL) are not supported"},
+        /* One jid for both: the second to fire would be refused as a different job. */
+        {"{\"success\":{\"jobtype\":\"X\",\"args\":[],\"jid\":\"cb-jid-0001\"},"
+         "\"complete\":{\"jobtype\":\"Y\",\"args\":[],\"jid\":\"cb-jid-0001\"}}",
+         "invalid BATCH NEW: the success and complete callbacks need different jids (both are "
+         "cb-jid-0001)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err[0] = '\0';
@@ -501,6 +516,34 @@ static void batch_flush_drops_batches(void **state)
     push("j-hhhhhhh1", "b-flush");
     engine_flush(E);
     assert_int_equal(E->batches.count, 0);
+    check_rebuilds();
+}
+
+/* A scheduled job killed before it ran stays pending until it is deleted (docs/features.md). */
+static void batch_job_killed_before_running_keeps_complete_waiting(void **state)
+{
+    batch_new("b-kill", CB);
+    assert_int_equal(try_push("j-kkkkkkk1", "b-kill", NULL), 0);
+    char json[256], err[JOB_ERR_MAX];
+    snprintf(json, sizeof json,
+             "{\"jid\":\"j-kkkkkkk2\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\","
+             "\"at\":\"2024-03-02T00:00:00Z\",\"custom\":{\"bid\":\"b-kill\"}}");
+    struct job *job;
+    assert_int_equal(job_parse(json, strlen(json), clock_ns, &job, err), 0);
+    assert_int_equal(engine_push(E, job, clock_ns), 0);
+    assert_int_equal(engine_batch_commit(E, "b-kill", clock_ns), 0);
+    run_ok("j-kkkkkkk1");
+    const char *jids[] = {"j-kkkkkkk2"};
+    struct mutate_filter f = {.jids = jids, .n_jids = 1};
+    assert_int_equal(engine_mutate(E, MUTATE_KILL, TARGET_SCHEDULED, &f, clock_ns), 1);
+    engine_tick(E, clock_ns);
+    expect_counts("b-kill", 2, 1, 0, 0, 0);
+    expect_callbacks(E, "");
+    check_rebuilds();
+    assert_int_equal(engine_mutate(E, MUTATE_DISCARD, TARGET_DEAD, &f, clock_ns), 1);
+    engine_tick(E, clock_ns);
+    expect_counts("b-kill", 2, 1, 1, BATCH_ST_ENQUEUED, 0);
+    expect_callbacks(E, "Ran");
     check_rebuilds();
 }
 
@@ -590,6 +633,211 @@ static void batch_render_has_the_status_shape(void **state)
     sbuf_release(&out);
 }
 
+/* ---- random operations: live counts equal the rebuilt ones ---- */
+
+static uint32_t probe_rng = 12345;
+static uint32_t rnd(uint32_t n)
+{
+    probe_rng ^= probe_rng << 13;
+    probe_rng ^= probe_rng >> 17;
+    probe_rng ^= probe_rng << 5;
+    return probe_rng % n;
+}
+
+static size_t working_in(struct engine *e, const char *q)
+{
+    size_t n = 0;
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);) {
+        struct job *j = val;
+        n += j->state == JOB_WORKING && strcmp(j->queue, q) == 0;
+    }
+    return n;
+}
+
+static void set_thr(struct engine *e, const char *json)
+{
+    struct throttle_config cfg;
+    char err[THROTTLE_ERR_MAX];
+    if (throttle_config_parse(json, strlen(json), &cfg, err) != 0)
+        fail_msg("throttles: %s", err);
+    engine_throttle_set(e, &cfg, clock_ns);
+    throttle_config_release(&cfg);
+}
+
+static void random_jid_in(struct engine *e, enum job_state st, char *out, size_t len)
+{
+    const char *key;
+    void *val;
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);)
+        n += ((struct job *)val)->state == st;
+    if (!n)
+        return;
+    size_t k = rnd((uint32_t)n);
+    for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);)
+        if (((struct job *)val)->state == st && k-- == 0)
+            snprintf(out, len, "%s", ((struct job *)val)->jid);
+}
+
+/*
+ * Pushes into a batch and its child, fetches, acks, fails, expires, kills,
+ * requeues, deletes, removes the queue, commits and reopens at random, with
+ * both queues throttled: after every step each held job's batch link agrees
+ * with the counts and each throttle's in-flight count equals the jobs of its
+ * queue in the working set; at the end the journal and a snapshot rebuild the
+ * same batches and in-flight counts.
+ */
+static void batch_random_operations_rebuild_the_same_counts(void **state)
+{
+    const char *thr = "{\"q\":{\"concurrency\":3},\"cb\":{\"concurrency\":1}}";
+    for (int round = 0; round < 40; round++) {
+        struct engine_config cfg = E->cfg;
+        open_engine(&cfg);
+        set_thr(E, thr);
+        batch_new("b-p", CB);
+        char kid[256];
+        snprintf(kid, sizeof kid, "\"parent_bid\":\"b-p\",%s", CB);
+        batch_new("b-c", kid);
+        int njobs = 0;
+        for (int step = 0; step < 60; step++) {
+            char jid[64];
+            switch (rnd(12)) {
+            case 0:
+            case 1: {
+                snprintf(jid, sizeof jid, "j-r%02d-%04d", round, njobs++);
+                const char *bid = rnd(2) ? "b-p" : "b-c";
+                char json[512], err[JOB_ERR_MAX];
+                int retry = (int)rnd(3) - 1;
+                snprintf(
+                    json, sizeof json,
+                    "{\"jid\":\"%s\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\",\"retry\":%d,"
+                    "%s\"custom\":{\"bid\":\"%s\"%s}}",
+                    jid, retry, rnd(4) == 0 ? "\"at\":\"2024-03-01T00:10:00Z\"," : "", bid,
+                    rnd(3) == 0 ? ",\"expires_in\":30" : "");
+                struct job *job;
+                if (job_parse(json, strlen(json), clock_ns, &job, err) != 0)
+                    fail_msg("%s: %s", json, err);
+                if (engine_push(E, job, clock_ns) != 0)
+                    job_free(job);
+                break;
+            }
+            case 2: {
+                const char *qs[] = {"q", "cb"};
+                engine_fetch(E, qs, 2, "w1", clock_ns);
+                break;
+            }
+            case 3:
+                random_jid_in(E, JOB_WORKING, jid, sizeof jid);
+                if (*jid)
+                    engine_ack(E, jid, clock_ns);
+                break;
+            case 4:
+                random_jid_in(E, JOB_WORKING, jid, sizeof jid);
+                if (*jid)
+                    engine_fail(E, jid, "X", "boom", NULL, clock_ns);
+                break;
+            case 5:
+                clock_ns += (int64_t)rnd(90) * SEC;
+                engine_tick(E, clock_ns);
+                break;
+            case 6:
+            case 7: {
+                enum job_state sts[] = {JOB_SCHEDULED, JOB_RETRY, JOB_DEAD};
+                enum mutate_target tg[] = {TARGET_SCHEDULED, TARGET_RETRIES, TARGET_DEAD};
+                int w = (int)rnd(3);
+                random_jid_in(E, sts[w], jid, sizeof jid);
+                if (!*jid)
+                    break;
+                const char *jids[] = {jid};
+                struct mutate_filter f = {.jids = jids, .n_jids = 1};
+                enum mutate_cmd cmds[] = {MUTATE_KILL, MUTATE_DISCARD, MUTATE_REQUEUE};
+                engine_mutate(E, cmds[rnd(3)], tg[w], &f, clock_ns);
+                break;
+            }
+            case 8: engine_batch_commit(E, rnd(2) ? "b-p" : "b-c", clock_ns); break;
+            case 9: engine_batch_open(E, rnd(2) ? "b-p" : "b-c", clock_ns); break;
+            case 10:
+                if (rnd(4) == 0)
+                    engine_queue_remove(E, "q");
+                break;
+            case 11:
+                clock_ns += 31 * 60 * SEC; /* reservations expire */
+                engine_tick(E, clock_ns);
+                break;
+            }
+            check_links(E);
+            assert_int_equal(engine_throttle(E, "q")->in_flight, working_in(E, "q"));
+            assert_int_equal(engine_throttle(E, "cb")->in_flight, working_in(E, "cb"));
+        }
+        check_rebuilds();
+        struct engine *r = replay_range(rec_log.n);
+        set_thr(r, thr);
+        assert_int_equal(engine_throttle(r, "q")->in_flight, engine_throttle(E, "q")->in_flight);
+        engine_free(r);
+    }
+}
+
+static int cb_delivered;
+static void cb_deliver(struct waiter *w, struct job *job)
+{
+    (void)w;
+    assert_string_equal(job->queue, "cb");
+    cb_delivered++;
+}
+
+/*
+ * Callbacks pushed into a throttled queue wait for room like any job: a
+ * fetcher blocked on the queue gets one only when a reservation ends, and
+ * FETCH skips the queue while it is full.
+ */
+static void batch_callbacks_into_a_throttled_queue_wait_for_room(void **state)
+{
+    set_thr(E, "{\"cb\":{\"concurrency\":1}}");
+    batch_new("b-thr", CB);
+    push("j-ttttttt1", "b-thr");
+    assert_int_equal(engine_batch_commit(E, "b-thr", clock_ns), 0);
+    const char *cbq[] = {"cb"};
+    struct waiter w = {.deliver = cb_deliver, .wid = "w9"};
+    cb_delivered = 0;
+    assert_int_equal(engine_wait(E, &w, cbq, 1), 1);
+    run_ok("j-ttttttt1"); /* complete then success fire at once */
+    expect_counts("b-thr", 1, 0, 0, BATCH_ST_ENQUEUED, BATCH_ST_ENQUEUED);
+    assert_int_equal(cb_delivered, 1); /* the complete callback, to the blocked fetcher */
+    assert_int_equal(engine_throttle(E, "cb")->in_flight, 1);
+    expect_callbacks(E, "Ok"); /* success waits: the queue is at its limit */
+    assert_null(engine_fetch(E, cbq, 1, "w8", clock_ns));
+    assert_int_equal(engine_wait(E, &w, cbq, 1), 1);
+    assert_int_equal(engine_ack(E, "b-thr-complete", clock_ns), 0); /* room: served now */
+    assert_int_equal(cb_delivered, 2);
+    engine_unwait(E, &w);
+    expect_counts("b-thr", 1, 0, 0, BATCH_ST_DONE, BATCH_ST_ENQUEUED);
+    assert_int_equal(engine_ack(E, "b-thr-success", clock_ns), 0);
+    expect_counts("b-thr", 1, 0, 0, BATCH_ST_DONE, BATCH_ST_DONE);
+    assert_int_equal(engine_throttle(E, "cb")->in_flight, 0);
+    check_rebuilds();
+}
+
+/* custom.bid written with JSON escapes ("\\u0062id") is the same key: the job joins. */
+static void batch_escaped_bid_key_still_joins(void **state)
+{
+    batch_new("b-esc", CB);
+    char json[256], err[JOB_ERR_MAX];
+    snprintf(json, sizeof json,
+             "{\"jid\":\"j-esc00001\",\"jobtype\":\"W\",\"args\":[],\"queue\":\"q\","
+             "\"custom\":{\"\\u0062id\":\"b-esc\"}}");
+    struct job *job;
+    assert_int_equal(job_parse(json, strlen(json), clock_ns, &job, err), 0);
+    assert_int_equal(engine_push(E, job, clock_ns), 0);
+    expect_counts("b-esc", 1, 1, 0, 0, 0);
+    assert_int_equal(engine_batch_commit(E, "b-esc", clock_ns), 0);
+    run_ok("j-esc00001");
+    expect_counts("b-esc", 1, 0, 0, BATCH_ST_ENQUEUED, BATCH_ST_ENQUEUED);
+    check_rebuilds();
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -604,8 +852,12 @@ int main(void)
         T(batch_parent_fires_after_its_children),
         T(batch_old_batches_are_pruned_by_age_and_count),
         T(batch_flush_drops_batches),
+        T(batch_job_killed_before_running_keeps_complete_waiting),
         T(batch_restart_mid_batch_fires_callbacks_exactly_once),
         T(batch_render_has_the_status_shape),
+        T(batch_random_operations_rebuild_the_same_counts),
+        T(batch_callbacks_into_a_throttled_queue_wait_for_room),
+        T(batch_escaped_bid_key_still_joins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

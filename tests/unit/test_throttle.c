@@ -244,6 +244,21 @@ static void throttle_parse_errors_name_queue_and_field(void **state)
               "field \"rate\": unknown field \"burst\"");
     parse_err("{\"q\": {\"concurrency\": 1}, \"q\": {\"concurrency\": 2}}",
               "queue \"q\": given twice");
+    /* Text after the object is an editing slip, not something to ignore. */
+    parse_err("{\"q\": {\"concurrency\": 1}}\n{\"r\": {\"concurrency\": 2}}",
+              "text after the JSON object (at byte 26)");
+    parse_err("{\"q\": {\"concurrency\": 1}},", "text after the JSON object");
+    /* A \u0000 would cut the name short and throttle another queue. */
+    parse_err("{\"q\\u0000x\": {\"concurrency\": 1}}", "contains \\u0000");
+    /* An escaped backslash before "u0000" is no NUL: only the queue name is wrong. */
+    parse_err("{\"q\\\\u0000\": {\"concurrency\": 1}}", "not a valid queue name");
+    /* Trailing whitespace is fine. */
+    struct throttle_config cfg;
+    char err[THROTTLE_ERR_MAX];
+    const char *ok = "{\"q\": {\"concurrency\": 1}}\n \t\r\n";
+    if (throttle_config_parse(ok, strlen(ok), &cfg, err) != 0)
+        fail_msg("trailing whitespace should be accepted: %s", err);
+    throttle_config_release(&cfg);
 }
 
 /* ---- concurrency ---- */
