@@ -49,6 +49,7 @@ static const char bench_description[] =
 
 struct bench {
     const char *url;
+    const char *tls_ca; /* --tls-ca, for every thread's connection */
     int producers, consumers, nqueues;
     int64_t jobs, mixed_jobs, payload, push_batch, fetch_batch, rate, duration_s;
     char queue_names[BENCH_MAX_QUEUES][32];
@@ -113,7 +114,7 @@ static int should_stop(struct bench *b)
 static spool_client *bench_connect(struct bench *b)
 {
     spool_client *c = NULL;
-    spool_client_options o = {.url = b->url, .timeout_ms = 15000};
+    spool_client_options o = {.url = b->url, .tls_ca_file = b->tls_ca, .timeout_ms = 15000};
     int rc = spool_client_connect_opts(&o, &c);
     if (rc) {
         pthread_mutex_lock(&b->lock);
@@ -407,13 +408,16 @@ int cmd_bench(struct cli *cli, int argc, char **argv)
     };
     struct strv pos = {0};
     int rc;
-    struct bench b = {.url = cli->url, .producers = 1, .consumers = 1, .nqueues = 1, .jobs = 10000,
+    struct bench b = {.producers = 1, .consumers = 1, .nqueues = 1, .jobs = 10000,
                       .payload = 100, .duration_s = 300};
     int64_t v, batch = 0;
     pthread_mutex_init(&b.lock, NULL);
     if (cli_parse(cli, specs, OPT_INTERLEAVED, "bench [options]", bench_description, argc, argv, &pos,
                   &rc) != 0)
         goto out;
+    /* After parsing: --url and --tls-ca may come after the command name. */
+    b.url = cli->url;
+    b.tls_ca = cli->tls_ca;
     rc = CLI_USAGE;
     if (pos.n > 0) {
         rc = cli_usage(cli, "bench takes no arguments, got '%s'", pos.v[0]);

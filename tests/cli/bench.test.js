@@ -77,3 +77,13 @@ test('--fill-only measures bytes per job and removes the jobs; bad options are u
     }
   });
 });
+
+test('--url after the command reaches every thread (SPOOL_URL pointing elsewhere)', async () => {
+  await withServer(async (srv) => {
+    const r = await runCli(['bench', '--json', '--jobs', '50', '--batch', '0', '--producers', '2', '--consumers', '2',
+      '--url', `tcp://127.0.0.1:${srv.port}`], { env: { SPOOL_URL: 'tcp://127.0.0.1:1' }, timeoutMs: 60000 });
+    assert.equal(r.code, 0, `spool bench with --url after the command should exit 0\n${shown(r)}`);
+    assert.equal(JSON.parse(r.stdout).complete, true, r.stdout);
+    await checkServerAfter(srv, 100);
+  });
+});
