@@ -430,10 +430,7 @@ int engine_batch_new(struct engine *e, const char *bid, const char *json, size_t
         return ENGINE_EBADARG;
     }
     /* cJSON stops after the first value: a second object (a callback) would go unread. */
-    size_t at = (size_t)(end - json);
-    while (at < len &&
-           (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
-        at++;
+    size_t at = job_json_trailing_at(json, len, end);
     if (at < len) {
         cJSON_Delete(o);
         snprintf(err, JOB_ERR_MAX,

@@ -536,6 +536,17 @@ struct cron_table *cron_table_parse(const char *json, size_t len, const struct c
         cJSON_Delete(root);
         return NULL;
     }
+    size_t at = job_json_trailing_at(json, len, end);
+    if (at < len) { /* cJSON stops after the first value; a second one would go unread */
+        set_err(err, CRON_ERR_MAX, "text after the JSON array (at byte %zu)", at);
+        cJSON_Delete(root);
+        return NULL;
+    }
+    if (job_json_has_nul(json, len)) { /* cJSON would cut such a name or arg short, unseen */
+        set_err(err, CRON_ERR_MAX, "contains \\u0000, which no name, jobtype or argument may hold");
+        cJSON_Delete(root);
+        return NULL;
+    }
     struct cron_table *t = xcalloc(1, sizeof *t);
     t->zones = *zones;
     t->rng = seed ? seed : 1;

@@ -539,6 +539,14 @@ static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_
     return 0;
 }
 
+size_t job_json_trailing_at(const char *json, size_t len, const char *end)
+{
+    size_t at = (size_t)(end - json);
+    while (at < len && (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
+        at++;
+    return at;
+}
+
 int job_json_has_nul(const char *json, size_t len)
 {
     /* Escapes come in pairs, so stepping over each "\x" keeps us in step. */

@@ -113,6 +113,14 @@ int job_parse(const char *json, size_t len, int64_t now_ns, struct job **out, ch
  */
 int job_json_has_nul(const char *json, size_t len);
 
+/*
+ * Where text resumes after the JSON value cJSON stopped at (end, inside
+ * json[0..len)), skipping white space: len when nothing follows. cJSON
+ * parses one value and ignores the rest, so a caller that would otherwise
+ * drop a second value unread refuses the text when this is below len.
+ */
+size_t job_json_trailing_at(const char *json, size_t len, const char *end);
+
 /* Same, for a job already parsed by cJSON (PUSHB's array elements). */
 struct cJSON;
 int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);

@@ -122,10 +122,7 @@ int throttle_config_parse(const char *json, size_t len, struct throttle_config *
                 end && end >= json ? (size_t)(end - json) : (size_t)0);
         return -1;
     }
-    size_t at = (size_t)(end - json);
-    while (at < len &&
-           (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
-        at++;
+    size_t at = job_json_trailing_at(json, len, end);
     if (at < len) { /* cJSON stops after the first value; a second one would go unread */
         set_err(err, "text after the JSON object (at byte %zu)", at);
         cJSON_Delete(root);

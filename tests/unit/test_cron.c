@@ -508,6 +508,11 @@ static void cron_table_errors_name_entry_and_field(void **state)
     (void)state;
     expect_table_error("{", "not valid JSON");
     expect_table_error("{}", "must be a JSON array");
+    expect_table_error("[] [{\"name\":\"n\",\"schedule\":\"@daily\",\"jobtype\":\"A\"}]",
+                       "text after the JSON array (at byte 3)");
+    expect_table_error("[],", "text after the JSON array (at byte 2)");
+    expect_table_error("[{\"name\":\"n\\u0000x\",\"schedule\":\"@daily\",\"jobtype\":\"A\"}]",
+                       "contains \\u0000");
     expect_table_error("[1]", "entry #1: must be a JSON object");
     expect_table_error("[{\"schedule\":\"@daily\",\"jobtype\":\"A\"}]", "entry #1: field \"name\": is required");
     expect_table_error("[{\"name\":\"a\",\"schedule\":\"@daily\",\"jobtype\":\"A\"},"
