@@ -562,15 +562,17 @@ static char *match_glob(const char *s)
 /* A decimal count in [0, max]; 0, or -1 when s is not one. */
 static int parse_count(const char *s, size_t max, size_t *out)
 {
-    if (!s || !*s || strlen(s) > 19)
+    if (!s || !*s)
         return -1;
-    unsigned long long v = 0;
+    size_t v = 0;
     for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9')
             return -1;
-        v = v * 10 + (unsigned long long)(*p - '0');
+        size_t d = (size_t)(*p - '0');
+        /* Past max the value saturates: a huge offset is an empty page, not an error. */
+        v = v > (max - d) / 10 ? max : v * 10 + d;
     }
-    *out = v > max ? max : (size_t)v;
+    *out = v;
     return 0;
 }
 

@@ -333,6 +333,11 @@ test('sets: paged listing with jobtype and match; retry, kill, delete by jids or
     assert.equal(p.offset, 1);
     p = expectStatus(await a.get('/sets/retries?limit=100000'), 200, 'a huge limit');
     assert.equal(p.limit, 1000, 'the limit is capped at 1000');
+    p = expectStatus(await a.get('/sets/retries?limit=' + '9'.repeat(30)), 200, 'a 30-digit limit');
+    assert.equal(p.limit, 1000, 'a limit past any integer is capped too');
+    p = expectStatus(await a.get('/sets/retries?offset=184467440737095516160'), 200, 'an offset past 2^64');
+    assert.equal(p.jobs.length, 0, 'an offset past the end is an empty page');
+    assert.equal(p.total, 5);
     p = expectStatus(await a.get('/sets/retries?jobtype=Odd'), 200, 'by jobtype');
     assert.equal(p.total, 2);
     p = expectStatus(await a.get('/sets/retries?match=' + encodeURIComponent('a*[b]?')), 200, 'match with glob characters');
