@@ -576,6 +576,33 @@ static int parse_count(const char *s, size_t max, size_t *out)
     return 0;
 }
 
+/* Parses the request's query string into q (the caller clears it). 0, or -1 after a 400. */
+static int query_parse(struct evhttp_request *req, struct evkeyvalq *q)
+{
+    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    TAILQ_INIT(q);
+    if (query && evhttp_parse_query_str(query, q) != 0) {
+        evhttp_clear_headers(q);
+        reply_error(req, 400, "malformed query string");
+        return -1;
+    }
+    return 0;
+}
+
+/* A listing's ?offset= and ?limit= (capped at API_MAX_LIMIT): NULL, or what is wrong. */
+static const char *page_bounds(struct evkeyvalq *q, size_t *offset, size_t *limit)
+{
+    const char *offset_s = evhttp_find_header(q, "offset");
+    const char *limit_s = evhttp_find_header(q, "limit");
+    *offset = 0;
+    *limit = API_DEFAULT_LIMIT;
+    if (offset_s && parse_count(offset_s, SIZE_MAX, offset) != 0)
+        return "offset must be a whole number of at least 0";
+    if (limit_s && parse_count(limit_s, API_MAX_LIMIT, limit) != 0)
+        return "limit must be a whole number of at least 0";
+    return NULL;
+}
+
 struct page {
     struct sbuf out;
     int n;
@@ -592,25 +619,14 @@ static void page_add(void *ctx, const struct job *job)
 
 static void api_set_list(struct server *srv, struct evhttp_request *req, int set)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     struct evkeyvalq q;
-    TAILQ_INIT(&q);
-    if (query && evhttp_parse_query_str(query, &q) != 0) {
-        evhttp_clear_headers(&q);
-        reply_error(req, 400, "malformed query string");
+    if (query_parse(req, &q) != 0)
         return;
-    }
-    const char *offset_s = evhttp_find_header(&q, "offset");
-    const char *limit_s = evhttp_find_header(&q, "limit");
     const char *jobtype = evhttp_find_header(&q, "jobtype");
     const char *match = evhttp_find_header(&q, "match");
-    size_t offset = 0, limit = API_DEFAULT_LIMIT;
-    const char *bad = NULL;
-    if (offset_s && parse_count(offset_s, SIZE_MAX, &offset) != 0)
-        bad = "offset must be a whole number of at least 0";
-    else if (limit_s && parse_count(limit_s, API_MAX_LIMIT, &limit) != 0)
-        bad = "limit must be a whole number of at least 0";
-    else if (match && strlen(match) > API_MAX_MATCH)
+    size_t offset, limit;
+    const char *bad = page_bounds(&q, &offset, &limit);
+    if (!bad && match && strlen(match) > API_MAX_MATCH)
         bad = "match is too long (at most 1024 bytes)";
     if (bad) {
         evhttp_clear_headers(&q);
@@ -743,22 +759,11 @@ static void batch_page_add(void *ctx, const struct batch *b)
 /* GET /batches?offset=&limit=: {"total":n,"batches":[...]}, newest first. */
 static void api_batches(struct server *srv, struct evhttp_request *req)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     struct evkeyvalq q;
-    TAILQ_INIT(&q);
-    if (query && evhttp_parse_query_str(query, &q) != 0) {
-        evhttp_clear_headers(&q);
-        reply_error(req, 400, "malformed query string");
+    if (query_parse(req, &q) != 0)
         return;
-    }
-    const char *offset_s = evhttp_find_header(&q, "offset");
-    const char *limit_s = evhttp_find_header(&q, "limit");
-    size_t offset = 0, limit = API_DEFAULT_LIMIT;
-    const char *bad = NULL;
-    if (offset_s && parse_count(offset_s, SIZE_MAX, &offset) != 0)
-        bad = "offset must be a whole number of at least 0";
-    else if (limit_s && parse_count(limit_s, API_MAX_LIMIT, &limit) != 0)
-        bad = "limit must be a whole number of at least 0";
+    size_t offset, limit;
+    const char *bad = page_bounds(&q, &offset, &limit);
     evhttp_clear_headers(&q);
     if (bad) {
         reply_error(req, 400, "%s", bad);
@@ -794,14 +799,9 @@ static void api_batch_get(struct server *srv, struct evhttp_request *req, const 
 /* GET /history?days=N: the engine's per-day processed/failed counters, oldest day first. */
 static void api_history(struct server *srv, struct evhttp_request *req)
 {
-    const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     struct evkeyvalq q;
-    TAILQ_INIT(&q);
-    if (query && evhttp_parse_query_str(query, &q) != 0) {
-        evhttp_clear_headers(&q);
-        reply_error(req, 400, "malformed query string");
+    if (query_parse(req, &q) != 0)
         return;
-    }
     const char *days_s = evhttp_find_header(&q, "days");
     size_t days = API_DEFAULT_DAYS;
     int bad = days_s && (parse_count(days_s, SIZE_MAX, &days) != 0 || days == 0 ||
