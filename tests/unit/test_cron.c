@@ -29,6 +29,7 @@
 #include "engine/cron.h"
 #include "engine/engine.h"
 #include "engine/job.h"
+#include "rec_log.h"
 
 #define MIN INT64_C(60)
 #define HOUR INT64_C(3600)
@@ -290,40 +291,12 @@ static void cron_fake_zone_matches_system(void **state)
 
 /* ---- the cron table ---- */
 
-static struct {
-    unsigned char **recs;
-    size_t *lens;
-    size_t n;
-} rec_log;
-
-static void on_record(void *ctx, const void *rec, size_t len)
-{
-    (void)ctx;
-    rec_log.recs = realloc(rec_log.recs, (rec_log.n + 1) * sizeof *rec_log.recs);
-    rec_log.lens = realloc(rec_log.lens, (rec_log.n + 1) * sizeof *rec_log.lens);
-    assert_non_null(rec_log.recs);
-    assert_non_null(rec_log.lens);
-    rec_log.recs[rec_log.n] = malloc(len);
-    assert_non_null(rec_log.recs[rec_log.n]);
-    memcpy(rec_log.recs[rec_log.n], rec, len);
-    rec_log.lens[rec_log.n++] = len;
-}
-
-static void rec_log_clear(void)
-{
-    for (size_t i = 0; i < rec_log.n; i++)
-        free(rec_log.recs[i]);
-    free(rec_log.recs);
-    free(rec_log.lens);
-    memset(&rec_log, 0, sizeof rec_log);
-}
-
 static struct engine *new_engine(void)
 {
     struct engine_config cfg;
     engine_config_defaults(&cfg);
     cfg.seed = 7;
-    struct engine_hooks hooks = {.ctx = &rec_log, .record = on_record};
+    struct engine_hooks hooks = {.ctx = &rec_log, .record = rec_log_hook};
     return engine_new(&cfg, &hooks);
 }
 
@@ -413,7 +386,7 @@ static void cron_table_fires_once_per_slot(void **state)
 
     /* A snapshot (engine_dump) keeps the slots too. */
     rec_log_clear();
-    engine_dump(e2, on_record, NULL);
+    engine_dump(e2, rec_log_hook, NULL);
     struct engine *e3 = replay();
     expect_time(engine_cron_last(e3, "five"), utc(2026, 6, 10, 10, 10, 0), "REC_CRON in a snapshot");
 

@@ -20,6 +20,7 @@
 #include "common/timefmt.h"
 #include "engine/engine.h"
 #include "engine/job.h"
+#include "rec_log.h"
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #define job_of(node) container_of(node, struct job, tnode)
@@ -57,40 +58,16 @@ static void on_reaped(void *ctx, const char *wid)
 
 /* ---- record hook: a copy of every change record, when switched on ---- */
 
-static struct {
-    int is_on;
-    unsigned char **recs;
-    size_t *lens;
-    size_t n, cap;
-} rec_log;
+/* Whether on_record keeps a copy (rec_log.h); off but for the replay cases. */
+static int rec_log_is_on;
 
 static void on_record(void *ctx, const void *rec, size_t len)
 {
     assert_ptr_equal(ctx, &reaped_log);
     assert_non_null(rec);
     assert_true(len > 0);
-    if (!rec_log.is_on)
-        return;
-    if (rec_log.n == rec_log.cap) {
-        rec_log.cap = rec_log.cap ? rec_log.cap * 2 : 256;
-        rec_log.recs = realloc(rec_log.recs, rec_log.cap * sizeof *rec_log.recs);
-        rec_log.lens = realloc(rec_log.lens, rec_log.cap * sizeof *rec_log.lens);
-        assert_non_null(rec_log.recs);
-        assert_non_null(rec_log.lens);
-    }
-    rec_log.recs[rec_log.n] = malloc(len);
-    assert_non_null(rec_log.recs[rec_log.n]);
-    memcpy(rec_log.recs[rec_log.n], rec, len);
-    rec_log.lens[rec_log.n++] = len;
-}
-
-static void rec_log_clear(void)
-{
-    for (size_t i = 0; i < rec_log.n; i++)
-        free(rec_log.recs[i]);
-    free(rec_log.recs);
-    free(rec_log.lens);
-    memset(&rec_log, 0, sizeof rec_log);
+    if (rec_log_is_on)
+        rec_log_add(rec, len);
 }
 
 /* ---- invariants ---- */
@@ -1766,14 +1743,14 @@ static void engine_records_replay_to_same_state(void **state)
     cfg.dead_max = 10; /* drops by cap, and ... */
     cfg.dead_ttl_ns = 3 * 3600 * SEC; /* ... by age */
     reopen(&cfg);
-    rec_log.is_on = 1;
+    rec_log_is_on = 1;
     int64_t first_day = timefmt_day(clock_ns);
     run_random_ops(0x0DDBA11u, 6000);
     assert_true(E->dead_dropped > 0);
     /* A flush in the middle of the stream, then more. */
     engine_flush(E);
     run_random_ops(0x5CA1AB1Eu, 3000);
-    rec_log.is_on = 0;
+    rec_log_is_on = 0;
     assert_true(rec_log.n > 1000);
 
     struct engine *r = replay_log();
@@ -1786,7 +1763,7 @@ static void engine_records_replay_to_same_state(void **state)
 static void engine_records_replay_small_cases(void **state)
 {
     /* Each record kind once, replayed after every step. */
-    rec_log.is_on = 1;
+    rec_log_is_on = 1;
     int64_t day = timefmt_day(clock_ns);
     struct engine *r;
 #define CHECK_REPLAY() \

@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "engine/record.h"
+#include "rec_log.h"
 
 /* 2024-03-01T00:00:00Z */
 #define T0 (INT64_C(1709251200) * NS_PER_S)
@@ -30,39 +31,6 @@
 
 static struct engine *E;
 static int64_t clock_ns;
-
-/* ---- record hook: a copy of every change record ---- */
-
-static struct {
-    unsigned char **recs;
-    size_t *lens;
-    size_t n, cap;
-} rec_log;
-
-static void on_record(void *ctx, const void *rec, size_t len)
-{
-    assert_ptr_equal(ctx, &rec_log);
-    if (rec_log.n == rec_log.cap) {
-        rec_log.cap = rec_log.cap ? rec_log.cap * 2 : 256;
-        rec_log.recs = realloc(rec_log.recs, rec_log.cap * sizeof *rec_log.recs);
-        rec_log.lens = realloc(rec_log.lens, rec_log.cap * sizeof *rec_log.lens);
-        assert_non_null(rec_log.recs);
-        assert_non_null(rec_log.lens);
-    }
-    rec_log.recs[rec_log.n] = malloc(len);
-    assert_non_null(rec_log.recs[rec_log.n]);
-    memcpy(rec_log.recs[rec_log.n], rec, len);
-    rec_log.lens[rec_log.n++] = len;
-}
-
-static void rec_log_clear(void)
-{
-    for (size_t i = 0; i < rec_log.n; i++)
-        free(rec_log.recs[i]);
-    free(rec_log.recs);
-    free(rec_log.lens);
-    memset(&rec_log, 0, sizeof rec_log);
-}
 
 /* ---- invariants ---- */
 
@@ -100,7 +68,7 @@ static void reopen(const struct engine_config *cfg)
 {
     if (E)
         engine_free(E);
-    struct engine_hooks hooks = {.ctx = &rec_log, .record = on_record};
+    struct engine_hooks hooks = {.ctx = &rec_log, .record = rec_log_hook};
     E = engine_new(cfg, &hooks);
     rec_log_clear();
 }

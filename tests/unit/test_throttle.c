@@ -25,6 +25,7 @@
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "engine/throttle.h"
+#include "rec_log.h"
 
 #define T0 (INT64_C(1709251200) * NS_PER_S)
 #define SEC NS_PER_S
@@ -35,40 +36,12 @@ static int64_t clock_ns;
 
 /* ---- records, for the restart test ---- */
 
-static struct {
-    unsigned char **recs;
-    size_t *lens;
-    size_t n, cap;
-} rec_log;
-
-static void on_record(void *ctx, const void *rec, size_t len)
-{
-    (void)ctx;
-    if (rec_log.n == rec_log.cap) {
-        rec_log.cap = rec_log.cap ? rec_log.cap * 2 : 256;
-        rec_log.recs = realloc(rec_log.recs, rec_log.cap * sizeof *rec_log.recs);
-        rec_log.lens = realloc(rec_log.lens, rec_log.cap * sizeof *rec_log.lens);
-    }
-    rec_log.recs[rec_log.n] = malloc(len);
-    memcpy(rec_log.recs[rec_log.n], rec, len);
-    rec_log.lens[rec_log.n++] = len;
-}
-
-static void rec_log_clear(void)
-{
-    for (size_t i = 0; i < rec_log.n; i++)
-        free(rec_log.recs[i]);
-    free(rec_log.recs);
-    free(rec_log.lens);
-    memset(&rec_log, 0, sizeof rec_log);
-}
-
 static struct engine *new_engine(void)
 {
     struct engine_config cfg;
     engine_config_defaults(&cfg);
     cfg.seed = 0x5EED1234u;
-    struct engine_hooks hooks = {.record = on_record};
+    struct engine_hooks hooks = {.record = rec_log_hook};
     return engine_new(&cfg, &hooks);
 }
 
