@@ -8,30 +8,11 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
-const { withServer, startServer, makeJob, httpGet, waitFor, makeTempDir, removeDir, runSpooldSync } = require('../lib/spoold');
+const { withServer, startServer, makeJob, httpGet, httpRequest, waitFor, makeTempDir, removeDir, runSpooldSync } = require('../lib/spoold');
 
 function post(port, urlPath, body, timeoutMs = 5000) {
-  return new Promise((resolve, reject) => {
-    const data = Buffer.from(JSON.stringify(body));
-    const req = http.request({
-      host: '127.0.0.1', port, method: 'POST', path: urlPath, agent: false,
-      headers: { 'Content-Type': 'application/json', 'Content-Length': data.length },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (d) => chunks.push(d));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, body: text, json });
-      });
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`POST ${urlPath}: no response within ${timeoutMs} ms`)));
-    req.on('error', (e) => reject(new Error(`POST ${urlPath}: ${e.message}`)));
-    req.end(data);
-  });
+  return httpRequest(port, 'POST', urlPath, { body, headers: { 'Content-Type': 'application/json' }, timeoutMs });
 }
 
 function metric(text, name) {

@@ -10,38 +10,15 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const http = require('node:http');
 const path = require('node:path');
 const {
-  withServer, startServer, waitFor, makeJob, makeTempDir, removeDir, runSpooldSync, parseUtc, httpGet,
-} = require('../lib/spoold');
+  withServer, startServer, waitFor, makeJob, makeTempDir, removeDir, runSpooldSync, parseUtc, httpGet, httpRequest } = require('../lib/spoold');
 
 function writeThrottles(dir, cfg) {
   fs.writeFileSync(path.join(dir, 'throttles.json'), typeof cfg === 'string' ? cfg : JSON.stringify(cfg));
 }
 
-/** One HTTP request; resolves {status, headers, body, json}. */
-function request(port, method, urlPath, { body, headers = {}, timeoutMs = 5000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const h = { ...headers };
-    if (data) h['Content-Length'] = data.length;
-    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: false }, (res) => {
-      const chunks = [];
-      res.on('data', (d) => chunks.push(d));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode, headers: res.headers, body: text, json });
-      });
-    });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${urlPath}: no response within ${timeoutMs} ms`)));
-    req.on('error', (e) => reject(new Error(`${method} ${urlPath}: ${e.message}`)));
-    if (data) req.write(data);
-    req.end();
-  });
-}
+const request = httpRequest;
 
 const reload = (srv, headers = {}) => request(srv.httpPort, 'POST', '/api/v1/config/reload', { headers });
 

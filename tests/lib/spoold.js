@@ -11,6 +11,7 @@ const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
@@ -548,6 +549,29 @@ function httpGet(port, urlPath, { timeoutMs = 5000, headers = {} } = {}) {
   });
 }
 
+/** One HTTP request with node:http; resolves {status, headers, body, json}. */
+function httpRequest(port, method, urlPath, { body, headers = {}, timeoutMs = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? null : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const h = { ...headers };
+    if (data) h['Content-Length'] = data.length;
+    const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers: h, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (d) => chunks.push(d));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        try { json = JSON.parse(text); } catch { json = undefined; }
+        resolve({ status: res.statusCode, headers: res.headers, body: text, json });
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${urlPath}: no response within ${timeoutMs} ms`)));
+    req.on('error', (e) => reject(new Error(`${method} ${urlPath}: ${e.message}`)));
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
 function parseHttp(raw) {
   const sep = raw.indexOf('\r\n\r\n');
   if (sep < 0) throw new Error(`incomplete HTTP response: ${JSON.stringify(raw.toString('latin1', 0, 200))}`);
@@ -644,6 +668,7 @@ module.exports = {
   sendHello,
   pwdhash,
   httpGet,
+  httpRequest,
   parseReply,
   waitFor,
   within,
