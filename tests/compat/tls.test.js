@@ -23,7 +23,10 @@ after(() => removeDir(dir));
 
 test('faktory-worker pushes and processes a job over TLS (tcp+tls:// URL, tlsOptions with the CA)', async () => {
   await withServer({ args: ['-c', path.join(dir, 'conf')] }, async (srv) => {
-    const url = `tcp+tls://localhost:${srv.port}`;
+    // 127.0.0.1, where spoold listens: "localhost" may resolve to ::1 first,
+    // which Node 18 does not fall back from. The certificate is checked
+    // against the servername.
+    const url = `tcp+tls://127.0.0.1:${srv.port}`;
     const tlsOptions = { ca: fs.readFileSync(path.join(dir, 'ca.pem')), servername: 'localhost' };
     const client = new Client({ url, tlsOptions });
     const done = [];
