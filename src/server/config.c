@@ -375,3 +375,33 @@ void config_release(struct config *cfg)
     free(cfg->backup_dir);
     memset(cfg, 0, sizeof *cfg);
 }
+
+int config_read_file(const char *path, size_t max, char **buf, size_t *len, char *err,
+                     size_t errlen)
+{
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *b = xmalloc(max + 1);
+    size_t n = fread(b, 1, max + 1, f);
+    int is_error = ferror(f);
+    fclose(f);
+    if (is_error || n > max) {
+        if (is_error)
+            snprintf(err, errlen, "%s: read error", path);
+        else
+            snprintf(err, errlen, "%s: larger than %zu MiB", path, max / (1024 * 1024));
+        free(b);
+        return -1;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    return 0;
+}

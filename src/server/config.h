@@ -54,6 +54,15 @@ void config_release(struct config *cfg);
 int config_parse_bytes(const char *s, size_t *out);
 
 /* Splits "host:port" (or "[v6]:port"); returns 0, or -1 if malformed. */
+/*
+ * Reads a file of the config directory whole, at most max bytes. Returns 0
+ * with *buf (caller frees; NUL-terminated) and *len, or 0 with *buf NULL when
+ * the file does not exist; -1 with a message naming path in err otherwise
+ * (unreadable, a read error, or larger than max).
+ */
+int config_read_file(const char *path, size_t max, char **buf, size_t *len, char *err,
+                     size_t errlen);
+
 int config_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 
 #endif

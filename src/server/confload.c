@@ -31,23 +31,12 @@ static int load_throttles(struct confload *cl, struct throttle_config *out, char
     memset(out, 0, sizeof *out);
     if (!cl->throttles_path)
         return 0;
-    FILE *f = fopen(cl->throttles_path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "cannot open %s: %s", cl->throttles_path, strerror(errno));
+    char *buf;
+    size_t n;
+    if (config_read_file(cl->throttles_path, THROTTLES_FILE_MAX, &buf, &n, err, errlen) != 0)
         return -1;
-    }
-    char *buf = xmalloc(THROTTLES_FILE_MAX + 1);
-    size_t n = fread(buf, 1, THROTTLES_FILE_MAX + 1, f);
-    int is_error = ferror(f);
-    fclose(f);
-    if (is_error || n > THROTTLES_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", cl->throttles_path,
-                 is_error ? "read error" : "larger than 1 MiB");
-        free(buf);
-        return -1;
-    }
+    if (!buf)
+        return 0; /* no throttles.json: no throttles */
     char perr[THROTTLE_ERR_MAX];
     int rc = throttle_config_parse(buf, n, out, perr);
     free(buf);

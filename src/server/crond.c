@@ -83,23 +83,12 @@ static int zone_offset(void *ctx, const char *zone, int64_t unix_s, int32_t *off
 static int load(struct crond *cd, uint32_t seed, struct cron_table **out, char *err, size_t errlen)
 {
     *out = NULL;
-    FILE *f = fopen(cd->path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return 0;
-        snprintf(err, errlen, "cannot open %s: %s", cd->path, strerror(errno));
+    char *buf;
+    size_t n;
+    if (config_read_file(cd->path, CRON_FILE_MAX, &buf, &n, err, errlen) != 0)
         return -1;
-    }
-    char *buf = xmalloc(CRON_FILE_MAX + 1);
-    size_t n = fread(buf, 1, CRON_FILE_MAX + 1, f);
-    int is_error = ferror(f);
-    fclose(f);
-    if (is_error || n > CRON_FILE_MAX) {
-        snprintf(err, errlen, "%s: %s", cd->path,
-                 is_error ? "read error" : "larger than 4 MiB");
-        free(buf);
-        return -1;
-    }
+    if (!buf)
+        return 0; /* no cron.json: no periodic jobs */
     char perr[CRON_ERR_MAX];
     struct cron_zones zones = {zone_offset, cd};
     *out = cron_table_parse(buf, n, &zones, seed, perr);
