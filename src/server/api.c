@@ -433,18 +433,26 @@ static void render_queue(struct engine *e, struct queue *q, int64_t now, struct 
     sbuf_adds(b, "}");
 }
 
-static void api_queue_get(struct server *srv, struct evhttp_request *req, const char *name)
+/* The queue named in a route, or NULL after a 400 (bad name) or 404 (no such queue). */
+static struct queue *queue_or_reply(struct server *srv, struct evhttp_request *req,
+                                    const char *name)
 {
     if (!job_queue_name_ok(name)) {
         reply_error(req, 400, "invalid queue name %.200s: use letters, digits, '.', '_' and '-'",
                     name);
-        return;
+        return NULL;
     }
     struct queue *q = engine_queue(srv->engine, name);
-    if (!q) {
+    if (!q)
         reply_error(req, 404, "no queue named %s", name);
+    return q;
+}
+
+static void api_queue_get(struct server *srv, struct evhttp_request *req, const char *name)
+{
+    struct queue *q = queue_or_reply(srv, req, name);
+    if (!q)
         return;
-    }
     struct sbuf b;
     sbuf_init(&b);
     render_queue(srv->engine, q, server_now(), &b);
@@ -497,16 +505,9 @@ static void api_queues(struct server *srv, struct evhttp_request *req)
 static void api_queue_change(struct server *srv, struct evhttp_request *req, const char *name,
                              const char *action)
 {
-    if (!job_queue_name_ok(name)) {
-        reply_error(req, 400, "invalid queue name %.200s: use letters, digits, '.', '_' and '-'",
-                    name);
+    struct queue *q = queue_or_reply(srv, req, name);
+    if (!q)
         return;
-    }
-    struct queue *q = engine_queue(srv->engine, name);
-    if (!q) {
-        reply_error(req, 404, "no queue named %s", name);
-        return;
-    }
     int is_delete = strcmp(action, "delete") == 0;
     if (is_delete)
         engine_queue_remove(srv->engine, name);
