@@ -680,7 +680,8 @@ static int compact_object(spool_client *c, const char *json, char **out)
     return *out ? 0 : set_err(c, -ENOMEM, "out of memory");
 }
 
-int spool_mutate(spool_client *c, const char *json)
+/* Sends "VERB <json on one line>" and expects +OK. */
+static int send_object(spool_client *c, const char *verb, const char *json)
 {
     if (!c)
         return SPOOL_EARG;
@@ -688,9 +689,14 @@ int spool_mutate(spool_client *c, const char *json)
     int rc = compact_object(c, json, &arg);
     if (rc)
         return rc;
-    rc = expect_ok(c, "MUTATE", arg);
+    rc = expect_ok(c, verb, arg);
     free(arg);
     return rc;
+}
+
+int spool_mutate(spool_client *c, const char *json)
+{
+    return send_object(c, "MUTATE", json);
 }
 
 /* ---- push ---- */
@@ -727,15 +733,7 @@ int spool_push(spool_client *c, spool_job *job)
 
 int spool_push_json(spool_client *c, const char *job_json)
 {
-    if (!c)
-        return SPOOL_EARG;
-    char *arg;
-    int rc = compact_object(c, job_json, &arg);
-    if (rc)
-        return rc;
-    rc = expect_ok(c, "PUSH", arg);
-    free(arg);
-    return rc;
+    return send_object(c, "PUSH", job_json);
 }
 
 struct batch {
