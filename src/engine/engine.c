@@ -687,14 +687,13 @@ static void fail_job(struct engine *e, struct job *job, const char *errtype, con
 {
     count_failure(e, now_ns);
     int is_first = job->failure == NULL;
-    job_record_failure(job, errtype, message, backtrace_json, now_ns);
-    if (job->retry != 0 && job->failure->retry_count < job->retry) {
-        int64_t at = now_ns + job_backoff_s(job->failure->retry_count, next_rand(e) % 30) * NS_PER_S;
-        job->failure->next_at_ns = at;
+    switch (job_fail(job, errtype, message, backtrace_json, now_ns, next_rand(e) % 30)) {
+    case JOB_FAIL_RETRY:
         job->state = JOB_RETRY;
-        tset_insert(&e->retries, &job->tnode, at);
-    } else if (job->retry != 0) {
-        kill_job_quiet(e, job, now_ns);
+        tset_insert(&e->retries, &job->tnode, job->failure->next_at_ns);
+        break;
+    case JOB_FAIL_DEAD: kill_job_quiet(e, job, now_ns); break;
+    case JOB_FAIL_DISCARD: break;
     }
     if (!e->is_replaying && e->hooks.record) {
         struct placement pl = placement_of(job); /* JOB_NEW: discarded */

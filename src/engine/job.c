@@ -635,6 +635,18 @@ void job_record_failure(struct job *job, const char *errtype, const char *messag
     f->next_at_ns = 0;
 }
 
+enum job_fail_outcome job_fail(struct job *job, const char *errtype, const char *message,
+                               const char *backtrace_json, int64_t now_ns, uint32_t rand_0_29)
+{
+    job_record_failure(job, errtype, message, backtrace_json, now_ns);
+    if (job->retry == 0)
+        return JOB_FAIL_DISCARD;
+    if (job->failure->retry_count >= job->retry) /* also retry < 0: dead at once */
+        return JOB_FAIL_DEAD;
+    job->failure->next_at_ns = now_ns + job_backoff_s(job->failure->retry_count, rand_0_29) * NS_PER_S;
+    return JOB_FAIL_RETRY;
+}
+
 void job_render(const struct job *job, struct sbuf *out)
 {
     sbuf_add(out, "{", 1);

@@ -175,6 +175,21 @@ void job_record_failure(struct job *job, const char *errtype, const char *messag
 /* Appends the job's JSON (as FETCH returns it) to out. */
 void job_render(const struct job *job, struct sbuf *out);
 
+/* Where a failed job goes next (the policy every backend applies). */
+enum job_fail_outcome {
+    JOB_FAIL_RETRY,   /* retried at job->failure->next_at_ns */
+    JOB_FAIL_DEAD,    /* retries spent (or retry < 0): the dead set */
+    JOB_FAIL_DISCARD, /* retry 0: dropped */
+};
+
+/*
+ * Records a failure (job_record_failure) and decides what follows: a retry
+ * after Faktory's backoff (rand_0_29 is the jitter), the dead set, or
+ * nothing. Sets failure->next_at_ns for a retry.
+ */
+enum job_fail_outcome job_fail(struct job *job, const char *errtype, const char *message,
+                               const char *backtrace_json, int64_t now_ns, uint32_t rand_0_29);
+
 /* Faktory's backoff: count^4 + 15 + rand * (count + 1) seconds, rand in [0, 29]. */
 int64_t job_backoff_s(int retry_count, uint32_t rand_0_29);
 

@@ -60,6 +60,12 @@ static const char usage[] =
     "                              permissions, then exit\n"
     "      --plain-fwp             speak plain FWP only: do not offer spool's\n"
     "                              batch verbs (FETCHN, ACKN) in the greeting\n"
+    "      --store URL             where jobs live: postgres://user@host/db keeps them\n"
+    "                              in PostgreSQL, shared by every spoold pointed at\n"
+    "                              the same database (default: the data directory's\n"
+    "                              journal); also SPOOL_STORE\n"
+    "      --pg-pool N             connections to PostgreSQL running queries\n"
+    "                              (default 8)\n"
     "      --check                 verify the data directory, print a summary, exit\n"
     "      --repair                with --check: cut a corrupt journal at the\n"
     "                              first bad record (what follows is lost)\n"
@@ -70,6 +76,7 @@ static const char usage[] =
     "  SPOOL_PASSWORD, FAKTORY_PASSWORD  require this password from clients;\n"
     "                                    a value starting with '/' names a file\n"
     "                                    holding it\n"
+    "  SPOOL_STORE                       as --store (the flag wins)\n"
     "\n"
     "With TLS on, both ports speak TLS (1.2 or later) only: plaintext clients\n"
     "are dropped. Clients connect with tcp+tls://host:port and https://.\n";
@@ -206,7 +213,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
     enum { OPT_MAX_LINE = 256, OPT_MAX_JOB, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_DEAD_MAX, OPT_LINE_TIMEOUT,
            OPT_FSYNC, OPT_SNAPSHOT_EVERY, OPT_SEGMENT_MAX, OPT_CHECK, OPT_REPAIR,
            OPT_TLS_CERT, OPT_TLS_KEY, OPT_TLS_CA,
-           OPT_MAX_JOBS, OPT_MAX_MEMORY, OPT_CHECK_CONFIG, OPT_BACKUP_DIR, OPT_PLAIN_FWP };
+           OPT_MAX_JOBS, OPT_MAX_MEMORY, OPT_CHECK_CONFIG, OPT_BACKUP_DIR, OPT_PLAIN_FWP,
+           OPT_STORE, OPT_PG_POOL };
     static const struct option opts[] = {
         {"bind", required_argument, NULL, 'b'},
         {"web-bind", required_argument, NULL, 'w'},
@@ -232,6 +240,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
         {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
         {"backup-dir", required_argument, NULL, OPT_BACKUP_DIR},
         {"plain-fwp", no_argument, NULL, OPT_PLAIN_FWP},
+        {"store", required_argument, NULL, OPT_STORE},
+        {"pg-pool", required_argument, NULL, OPT_PG_POOL},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'v'},
         {NULL, 0, NULL, 0},
@@ -250,6 +260,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
     cfg->fsync = FSYNC_ALWAYS;
     cfg->snapshot_every = 64u << 20;
     cfg->segment_max = 64u << 20;
+    cfg->pg_pool = 8;
 
     size_t n;
     int c;
@@ -326,6 +337,14 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_CHECK: cfg->is_check = 1; break;
         case OPT_REPAIR: cfg->is_repair = 1; break;
         case OPT_PLAIN_FWP: cfg->is_plain_fwp = 1; break;
+        case OPT_STORE: free(cfg->store); cfg->store = xstrdup(optarg); break;
+        case OPT_PG_POOL:
+            if (config_parse_bytes(optarg, &n) || n < 1 || n > 256) {
+                fprintf(stderr, "spoold: --pg-pool must be a number from 1 to 256 (got \"%s\")\n", optarg);
+                return -1;
+            }
+            cfg->pg_pool = (int)n;
+            break;
         case 'h': fputs(usage, stdout); return 1;
         case 'v': printf("spoold %s\n", SPOOL_VERSION); return 1;
         case ':':
@@ -354,6 +373,22 @@ int config_parse(struct config *cfg, int argc, char **argv)
     }
     if (resolve_tls(cfg))
         return -1;
+    const char *store = getenv("SPOOL_STORE");
+    if (!cfg->store && store && *store)
+        cfg->store = xstrdup(store);
+    if (cfg->store && !config_store_is_postgres(cfg->store)) {
+        fprintf(stderr,
+                "spoold: --store must be a postgres:// or postgresql:// URL (got \"%.100s\"); "
+                "leave it out to keep jobs in the data directory\n",
+                cfg->store);
+        return -1;
+    }
+    if (cfg->store && (cfg->is_check || cfg->backup_dir)) {
+        fprintf(stderr, "spoold: %s works on the data directory's journal, not with --store: "
+                        "back up and check PostgreSQL with its own tools\n",
+                cfg->is_check ? "--check" : "--backup-dir");
+        return -1;
+    }
     const char *pw = getenv("SPOOL_PASSWORD");
     if (!pw || !*pw)
         pw = getenv("FAKTORY_PASSWORD");
@@ -373,7 +408,13 @@ void config_release(struct config *cfg)
     free(cfg->tls_key);
     free(cfg->tls_ca);
     free(cfg->backup_dir);
+    free(cfg->store);
     memset(cfg, 0, sizeof *cfg);
+}
+
+int config_store_is_postgres(const char *url)
+{
+    return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
 }
 
 int config_read_file(const char *path, size_t max, char **buf, size_t *len, char *err,

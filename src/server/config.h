@@ -37,6 +37,8 @@ struct config {
     int is_check_config;   /* --check-config: validate the settings and exit */
     char *backup_dir;      /* SIGUSR1 writes backups under it; NULL: none */
     int is_plain_fwp;      /* --plain-fwp: no native batch verbs, none advertised */
+    char *store;           /* --store / SPOOL_STORE: a PostgreSQL URL, or NULL for the journal */
+    int pg_pool;           /* --pg-pool: PostgreSQL connections running queries */
 };
 
 /*
@@ -62,6 +64,9 @@ int config_parse_bytes(const char *s, size_t *out);
  */
 int config_read_file(const char *path, size_t max, char **buf, size_t *len, char *err,
                      size_t errlen);
+
+/* Whether a --store URL names PostgreSQL (postgres:// or postgresql://). */
+int config_store_is_postgres(const char *url);
 
 int config_split_hostport(const char *s, char *host, size_t hostlen, int *port);
 

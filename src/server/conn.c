@@ -137,6 +137,7 @@ static void conn_free(struct conn *c)
         return;
     }
     engine_unwait(srv->engine, &c->waiter);
+    fwp_pg_conn_gone(c);
     if (c->wid) {
         engine_worker_detach(srv->engine, c->wid);
         free(c->wid);

@@ -14,11 +14,14 @@
 #include <stdint.h>
 
 #include "engine/engine.h"
+#include "server/pgsrv.h"
 
 struct server;
 struct bufferevent;
 struct evbuffer;
 struct event;
+struct pgop;
+struct cJSON;
 
 enum conn_state { CONN_HANDSHAKE, CONN_READY };
 
@@ -47,6 +50,13 @@ struct conn {
     struct waiter waiter;
     int is_skipping;        /* discarding the rest of an over-long line */
     int is_closing;         /* close once the output has drained */
+    /* --store postgres: the operation in flight (its reply ends the block), and a blocked FETCH. */
+    struct pgop *pgop;
+    struct pgwaiter pgw;
+    char **pg_queues;        /* the blocked FETCH's queue names (owned) */
+    int pg_fetch_max;        /* 1 for FETCH, n for FETCHN */
+    int is_pg_deadline;      /* the FETCH deadline passed while a query ran */
+    struct cJSON *pg_errors;       /* PUSHB: the jobs refused before reaching PostgreSQL */
     /* Replies waiting for durability, in order: bytes in held, one mark each. */
     struct evbuffer *held;
     struct held_mark *marks;

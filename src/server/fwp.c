@@ -6,6 +6,7 @@
 #include <math.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "server/conn.h"
 #include "server/crond.h"
 #include "server/info.h"
+#include "server/pgsrv.h"
 #include "server/server.h"
 
 
@@ -172,6 +174,182 @@ static void reply_coded_err(struct conn *c, const char *err)
     sbuf_release(&b);
 }
 
+/* ---- the PostgreSQL store: commands finish when their statement has committed ---- */
+
+/* An operation is running for c: no further command is read until it answers. */
+static void pg_begin(struct conn *c, struct pgop *op)
+{
+    c->pgop = op;
+    c->is_blocked = 1;
+}
+
+static void pg_end(struct conn *c)
+{
+    c->pgop = NULL;
+    conn_unblock(c);
+}
+
+/* PUSH, ACK, FAIL, FLUSH, QUEUE: +OK, or the error. */
+static void on_pg_ok(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct conn *c = arg;
+    (void)out;
+    (void)outlen;
+    if (rc == 0)
+        conn_reply_str(c, "+OK\r\n");
+    else
+        conn_reply_err(c, "%s", msg);
+    pg_end(c);
+}
+
+/* INFO, QUEUE LATENCY: the statement's text as a bulk reply. */
+static void on_pg_bulk(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct conn *c = arg;
+    if (rc == 0)
+        conn_reply_bulk(c, out, outlen);
+    else
+        conn_reply_err(c, "%s", msg);
+    pg_end(c);
+}
+
+/* PUSHB: PostgreSQL's refusals joined with those found while parsing. */
+static void on_pg_pushb(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct conn *c = arg;
+    cJSON *errors = c->pg_errors;
+    c->pg_errors = NULL;
+    if (rc != 0) {
+        conn_reply_err(c, "%s", msg);
+    } else {
+        cJSON *more = cJSON_ParseWithLength(out, outlen);
+        cJSON *e;
+        cJSON_ArrayForEach(e, more)
+        {
+            cJSON_DeleteItemFromObjectCaseSensitive(errors, e->string);
+            cJSON_AddStringToObject(errors, e->string, e->valuestring ? e->valuestring : "refused");
+        }
+        cJSON_Delete(more);
+        char *text = cJSON_PrintUnformatted(errors);
+        conn_reply_bulk(c, text, strlen(text));
+        cJSON_free(text);
+    }
+    cJSON_Delete(errors);
+    pg_end(c);
+}
+
+static void pg_fetch_again(struct conn *c);
+
+static void pg_fetch_finish(struct conn *c)
+{
+    for (int i = 0; c->pg_queues && c->pg_queues[i]; i++)
+        free(c->pg_queues[i]);
+    free(c->pg_queues);
+    c->pg_queues = NULL;
+    c->is_pg_deadline = 0;
+    pgsrv_unwait(c->srv->pgsrv, &c->pgw);
+    pg_end(c);
+}
+
+static void on_pg_fetched(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct conn *c = arg;
+    c->pgop = NULL;
+    if (rc != 0) {
+        conn_reply_err(c, "%s", msg);
+    } else if (outlen > 0 && c->pg_fetch_max == 0) { /* FETCH: one job */
+        conn_reply_bulk(c, out, outlen);
+    } else if (outlen > 0) { /* FETCHN: one job per line, as an array */
+        struct sbuf b;
+        sbuf_init(&b);
+        sbuf_add(&b, "[", 1);
+        for (const char *p = out, *end = out + outlen; p < end;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            if (!nl)
+                nl = end;
+            if (b.len > 1)
+                sbuf_add(&b, ",", 1);
+            sbuf_add(&b, p, (size_t)(nl - p));
+            p = nl + 1;
+        }
+        sbuf_add(&b, "]", 1);
+        conn_reply_bulk(c, b.buf, b.len);
+        sbuf_release(&b);
+    } else if (c->is_pg_deadline) {
+        conn_reply_str(c, "$-1\r\n");
+    } else { /* nothing yet: wait for a push (NOTIFY) or the deadline */
+        pgsrv_wait(c->srv->pgsrv, &c->pgw);
+        return;
+    }
+    pg_fetch_finish(c);
+}
+
+static void pg_fetch_again(struct conn *c)
+{
+    int n = 0;
+    while (c->pg_queues[n])
+        n++;
+    c->pgop = pgsrv_fetch(c->srv->pgsrv, (const char *const *)c->pg_queues, n, c->wid,
+                          c->pg_fetch_max ? c->pg_fetch_max : 1, on_pg_fetched, c);
+}
+
+static void on_pg_wake(struct pgwaiter *w)
+{
+    struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, pgw));
+    pg_fetch_again(c);
+}
+
+/*
+ * FETCH (max 0) or FETCHN (max n) on PostgreSQL: one claim now; if it finds
+ * nothing, the connection waits for a NOTIFY naming one of its queues, then
+ * claims again, until FWP_FETCH_BLOCK_S pass.
+ */
+static void pg_fetch_start(struct conn *c, const char *const *queues, int n, int max)
+{
+    c->pg_queues = xcalloc((size_t)n + 1, sizeof *c->pg_queues);
+    for (int i = 0; i < n; i++)
+        c->pg_queues[i] = xstrdup(queues[i]);
+    c->pg_fetch_max = max;
+    c->is_pg_deadline = 0;
+    c->pgw.queues = (const char *const *)c->pg_queues;
+    c->pgw.nqueues = n;
+    c->pgw.wake = on_pg_wake;
+    struct timeval tv = {FWP_FETCH_BLOCK_S, 0};
+    evtimer_add(c->fetch_timer, &tv);
+    c->is_blocked = 1;
+    pg_fetch_again(c);
+}
+
+/* The FETCH deadline: answer nil now, or once the claim under way has answered. */
+static int pg_fetch_deadline(struct conn *c)
+{
+    if (!c->pg_queues)
+        return 0;
+    if (c->pgop) {
+        c->is_pg_deadline = 1;
+        return 1;
+    }
+    conn_reply_str(c, "$-1\r\n");
+    pg_fetch_finish(c);
+    return 1;
+}
+
+void fwp_pg_conn_gone(struct conn *c)
+{
+    if (!c->srv->pgsrv)
+        return;
+    if (c->pgop)
+        pgsrv_cancel(c->pgop);
+    c->pgop = NULL;
+    pgsrv_unwait(c->srv->pgsrv, &c->pgw);
+    for (int i = 0; c->pg_queues && c->pg_queues[i]; i++)
+        free(c->pg_queues[i]);
+    free(c->pg_queues);
+    c->pg_queues = NULL;
+    cJSON_Delete(c->pg_errors);
+    c->pg_errors = NULL;
+}
+
 static void cmd_push(struct conn *c, char *arg, size_t len)
 {
     struct server *srv = c->srv;
@@ -184,6 +362,10 @@ static void cmd_push(struct conn *c, char *arg, size_t len)
     }
     if (job_parse(arg, len, server_now(), &job, err) != 0) {
         conn_reply_err(c, "%s", err);
+        return;
+    }
+    if (srv->pgsrv) {
+        pg_begin(c, pgsrv_push(srv->pgsrv, job, on_pg_ok, c));
         return;
     }
     int rc = server_push(c->srv, job, err);
@@ -217,23 +399,43 @@ static void cmd_pushb(struct conn *c, char *arg, size_t len)
     cJSON *errors = cJSON_CreateObject();
     int64_t now = server_now();
     cJSON *elem;
+    struct job **valid = NULL;
+    size_t nvalid = 0;
+    if (srv->pgsrv)
+        valid = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *valid);
     cJSON_ArrayForEach(elem, arr)
     {
         char err[JOB_ERR_MAX];
         const char *jid = get_string(elem, "jid");
         char *jid_copy = xstrdup(jid ? jid : ""); /* job_from_cjson may reshape elem */
         struct job *job;
-        if (job_from_cjson(elem, now, &job, err) != 0 || server_push(c->srv, job, err) != 0) {
+        int rc = job_from_cjson(elem, now, &job, err);
+        if (rc == 0 && valid && (size_t)job->body_len > srv->cfg.max_job) {
+            snprintf(err, sizeof err, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
+                     (size_t)job->body_len, srv->cfg.max_job);
+            job_free(job);
+            rc = -1;
+        } else if (rc == 0 && valid) {
+            valid[nvalid++] = job;
+        } else if (rc == 0) {
+            rc = server_push(c->srv, job, err);
+        }
+        if (rc != 0) {
             cJSON_DeleteItemFromObjectCaseSensitive(errors, jid_copy);
             cJSON_AddStringToObject(errors, jid_copy, err);
         }
         free(jid_copy);
     }
+    cJSON_Delete(arr);
+    if (valid) {
+        c->pg_errors = errors;
+        pg_begin(c, pgsrv_push_many(srv->pgsrv, valid, nvalid, on_pg_pushb, c));
+        return;
+    }
     char *text = cJSON_PrintUnformatted(errors);
     reply_bulk_durable(c, text, strlen(text), srv->commit_seq);
     cJSON_free(text);
     cJSON_Delete(errors);
-    cJSON_Delete(arr);
 }
 
 static void on_deliver(struct waiter *w, struct job *job)
@@ -246,6 +448,8 @@ static void on_deliver(struct waiter *w, struct job *job)
 void fwp_fetch_timeout(int fd, short what, void *arg)
 {
     struct conn *c = arg;
+    if (pg_fetch_deadline(c))
+        return;
     engine_unwait(c->srv->engine, &c->waiter);
     conn_reply_str(c, "$-1\r\n");
     conn_unblock(c);
@@ -302,6 +506,12 @@ static void cmd_fetch(struct conn *c, char *arg, size_t len)
     const char *stack[16];
     const char **queues;
     int n = parse_queues(arg, len, stack, &queues);
+    if (srv->pgsrv) {
+        pg_fetch_start(c, queues, n, 0);
+        if (queues != stack)
+            free(queues);
+        return;
+    }
     int64_t now = server_now();
     struct job *job = engine_fetch(srv->engine, queues, n, c->wid, now);
     if (job) {
@@ -328,6 +538,11 @@ static void cmd_ack(struct conn *c, char *arg, size_t len)
     if (!jid) {
         cJSON_Delete(o);
         conn_reply_err(c, "invalid ACK %.*s", (int)(len > 200 ? 200 : len), arg);
+        return;
+    }
+    if (srv->pgsrv) {
+        pg_begin(c, pgsrv_ack(srv->pgsrv, &jid, 1, on_pg_ok, c));
+        cJSON_Delete(o);
         return;
     }
     /* An ACK for a job no longer reserved is accepted: workers re-send ACKs after blips. */
@@ -383,6 +598,12 @@ static void cmd_fetchn(struct conn *c, char *arg, size_t len)
     const char *stack[16];
     const char **queues;
     int n = parse_queues(sp ? sp + 1 : NULL, sp ? len - nlen - 1 : 0, stack, &queues);
+    if (srv->pgsrv) {
+        pg_fetch_start(c, queues, n, (int)want);
+        if (queues != stack)
+            free(queues);
+        return;
+    }
     int64_t now = server_now();
     struct sbuf b;
     sbuf_init(&b);
@@ -410,6 +631,52 @@ static void cmd_fetchn(struct conn *c, char *arg, size_t len)
         free(queues);
 }
 
+
+static void on_pg_ackn(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct conn *c = arg;
+    cJSON *errors = c->pg_errors;
+    c->pg_errors = NULL;
+    if (rc != 0) {
+        conn_reply_err(c, "%s", msg);
+    } else {
+        char *text = cJSON_PrintUnformatted(errors);
+        struct sbuf b;
+        sbuf_init(&b);
+        sbuf_addf(&b, "{\"acked\":%.*s,\"errors\":%s}", (int)outlen, out, text);
+        conn_reply_bulk(c, b.buf, b.len);
+        sbuf_release(&b);
+        cJSON_free(text);
+    }
+    cJSON_Delete(errors);
+    pg_end(c);
+}
+
+/* ACKN on PostgreSQL: one statement for every well-formed jid. */
+static void pg_ackn(struct conn *c, cJSON *jids)
+{
+    int count = cJSON_GetArraySize(jids);
+    const char **list = xcalloc((size_t)count, sizeof *list);
+    cJSON *errors = cJSON_CreateObject();
+    size_t n = 0;
+    int i = 0;
+    cJSON *v;
+    cJSON_ArrayForEach(v, jids)
+    {
+        if (!cJSON_IsString(v) || !*v->valuestring) {
+            char key[24];
+            snprintf(key, sizeof key, "[%d]", i);
+            cJSON_AddStringToObject(errors, key, "a job id must be a non-empty string");
+        } else {
+            list[n++] = v->valuestring;
+        }
+        i++;
+    }
+    c->pg_errors = errors;
+    pg_begin(c, pgsrv_ack(c->srv->pgsrv, list, n, on_pg_ackn, c));
+    free(list);
+}
+
 /*
  * ACKN {"jids":[...]}: acknowledges each jid like ACK and answers once, when
  * every acknowledgement is durable, with {"acked":N,"errors":{...}}. Jids that
@@ -425,6 +692,11 @@ static void cmd_ackn(struct conn *c, char *arg, size_t len)
     if (count < 1 || count > FWP_ACK_MAX) {
         cJSON_Delete(o);
         conn_reply_err(c, "invalid ACKN: needs {\"jids\":[...]} with 1 to %d job ids", FWP_ACK_MAX);
+        return;
+    }
+    if (srv->pgsrv) {
+        pg_ackn(c, jids);
+        cJSON_Delete(o);
         return;
     }
     int64_t now = server_now();
@@ -493,6 +765,16 @@ static void cmd_fail(struct conn *c, char *arg, size_t len)
         bt_text = cJSON_PrintUnformatted(lines);
         cJSON_Delete(lines);
     }
+    if (srv->pgsrv) {
+        pg_begin(c, pgsrv_fail(srv->pgsrv, jid->valuestring,
+                               cJSON_IsString(errtype) ? errtype->valuestring : NULL,
+                               cJSON_IsString(message) ? message->valuestring : NULL, bt_text,
+                               on_pg_ok, c));
+        if (bt_text)
+            cJSON_free(bt_text);
+        cJSON_Delete(o);
+        return;
+    }
     int rc = engine_fail(srv->engine, jid->valuestring,
                          cJSON_IsString(errtype) ? errtype->valuestring : NULL,
                          cJSON_IsString(message) ? message->valuestring : NULL, bt_text,
@@ -535,6 +817,10 @@ static void cmd_beat(struct conn *c, char *arg, size_t len)
 
 static void cmd_info(struct conn *c, char *arg, size_t len)
 {
+    if (c->srv->pgsrv) {
+        pg_begin(c, pgsrv_info(c->srv->pgsrv, on_pg_bulk, c));
+        return;
+    }
     struct sbuf b;
     sbuf_init(&b);
     info_render(c->srv, &b);
@@ -544,8 +830,39 @@ static void cmd_info(struct conn *c, char *arg, size_t len)
 
 static void cmd_flush(struct conn *c, char *arg, size_t len)
 {
+    if (c->srv->pgsrv) {
+        pg_begin(c, pgsrv_exec(c->srv->pgsrv, "TRUNCATE spool.jobs, spool.stats, spool.queues", 0,
+                               NULL, on_pg_ok, c));
+        return;
+    }
     engine_flush(c->srv->engine);
     reply_ok(c, server_commit(c->srv));
+}
+
+
+/* QUEUE on PostgreSQL: the names as one text[] parameter. */
+static void pg_queue(struct conn *c, const char *sql, char *names, int is_bulk)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "{", 1);
+    char *save = NULL;
+    int n = 0;
+    for (char *q = strtok_r(names, " ", &save); q; q = strtok_r(NULL, " ", &save)) {
+        if (n++)
+            sbuf_add(&b, ",", 1);
+        sbuf_add(&b, "\"", 1);
+        for (const char *p = q; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                sbuf_add(&b, "\\", 1);
+            sbuf_add(&b, p, 1);
+        }
+        sbuf_add(&b, "\"", 1);
+    }
+    sbuf_add(&b, "}", 1);
+    const char *params[1] = {b.buf};
+    pg_begin(c, pgsrv_exec(c->srv->pgsrv, sql, 1, params, is_bulk ? on_pg_bulk : on_pg_ok, c));
+    sbuf_release(&b);
 }
 
 static void cmd_queue(struct conn *c, char *arg, size_t len)
@@ -569,11 +886,19 @@ static void cmd_queue(struct conn *c, char *arg, size_t len)
         return;
     }
     int64_t now = server_now();
+    if (is_latency && strstr(rest, "*")) {
+        conn_reply_err(c, "QUEUE LATENCY does not support wildcards");
+        return;
+    }
+    if (srv->pgsrv) {
+        pg_queue(c, is_pause ? "SELECT spool.queue_pause($1::text[], true)"
+                    : is_resume ? "SELECT spool.queue_pause($1::text[], false)"
+                    : is_remove ? "SELECT spool.queue_remove($1::text[])"
+                                : "SELECT spool.queue_latency($1::text[])::text",
+                 rest, is_latency);
+        return;
+    }
     if (is_latency) {
-        if (strstr(rest, "*")) {
-            conn_reply_err(c, "QUEUE LATENCY does not support wildcards");
-            return;
-        }
         cJSON *out = cJSON_CreateObject();
         for (char *q = strtok_r(rest, " ", &save); q; q = strtok_r(NULL, " ", &save))
             if (!cJSON_GetObjectItemCaseSensitive(out, q))
@@ -1050,31 +1375,32 @@ struct command {
     void (*fn)(struct conn *c, char *arg, size_t len);
     const char *needs; /* usage when an argument is required, else NULL */
     int is_write;      /* refused once the journal has failed */
+    int has_pg;        /* works with --store postgres */
 };
 
 static const struct command commands[] = {
-    {"PUSH", cmd_push, "a job: PUSH {\"jid\":\"...\",\"jobtype\":\"...\",\"args\":[...]}", 1},
-    {"PUSHB", cmd_pushb, "a JSON array of jobs: PUSHB [{...},{...}]", 1},
-    {"FETCH", cmd_fetch, NULL, 0},
-    {"ACK", cmd_ack, "a job id: ACK {\"jid\":\"...\"}", 0},
-    {"FAIL", cmd_fail, "a failure: FAIL {\"jid\":\"...\",\"errtype\":\"...\",\"message\":\"...\"}", 0},
-    {"BEAT", cmd_beat, "a worker id: BEAT {\"wid\":\"...\"}", 0},
-    {"INFO", cmd_info, NULL, 0},
-    {"FLUSH", cmd_flush, NULL, 1},
-    {"END", cmd_end, NULL, 0},
-    {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name...", 1},
-    {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1},
-    {"BATCH", cmd_batch, "a subcommand: BATCH NEW {...} | OPEN <bid> | COMMIT <bid> | STATUS <bid>", 0},
-    {"TRACK", cmd_track, "a subcommand: TRACK GET <jid> | TRACK SET {\"jid\":\"...\",\"percent\":N}", 0},
-    {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0},
-    {"WORKERS", cmd_workers, NULL, 0},
-    {"CRON", cmd_cron, NULL, 0},
+    {"PUSH", cmd_push, "a job: PUSH {\"jid\":\"...\",\"jobtype\":\"...\",\"args\":[...]}", 1, 1},
+    {"PUSHB", cmd_pushb, "a JSON array of jobs: PUSHB [{...},{...}]", 1, 1},
+    {"FETCH", cmd_fetch, NULL, 0, 1},
+    {"ACK", cmd_ack, "a job id: ACK {\"jid\":\"...\"}", 0, 1},
+    {"FAIL", cmd_fail, "a failure: FAIL {\"jid\":\"...\",\"errtype\":\"...\",\"message\":\"...\"}", 0, 1},
+    {"BEAT", cmd_beat, "a worker id: BEAT {\"wid\":\"...\"}", 0, 1},
+    {"INFO", cmd_info, NULL, 0, 1},
+    {"FLUSH", cmd_flush, NULL, 1, 1},
+    {"END", cmd_end, NULL, 0, 1},
+    {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name...", 1, 1},
+    {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1, 0},
+    {"BATCH", cmd_batch, "a subcommand: BATCH NEW {...} | OPEN <bid> | COMMIT <bid> | STATUS <bid>", 0, 0},
+    {"TRACK", cmd_track, "a subcommand: TRACK GET <jid> | TRACK SET {\"jid\":\"...\",\"percent\":N}", 0, 0},
+    {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0, 0},
+    {"WORKERS", cmd_workers, NULL, 0, 1},
+    {"CRON", cmd_cron, NULL, 0, 0},
 };
 
 /* spool's batch verbs, advertised in the greeting; unknown commands under --plain-fwp. */
 static const struct command native_commands[] = {
-    {"FETCHN", cmd_fetchn, "a count and queues: FETCHN <n> queue...", 0},
-    {"ACKN", cmd_ackn, "job ids: ACKN {\"jids\":[\"...\"]}", 0},
+    {"FETCHN", cmd_fetchn, "a count and queues: FETCHN <n> queue...", 0, 1},
+    {"ACKN", cmd_ackn, "job ids: ACKN {\"jids\":[\"...\"]}", 0, 1},
 };
 
 static const struct command *find_command(const struct server *srv, const char *verb, size_t vlen)
@@ -1097,6 +1423,10 @@ void fwp_dispatch(struct conn *c, char *line, size_t len)
     size_t arglen = sp ? len - vlen - 1 : 0;
     srv->command_count++;
     const struct command *cmd = find_command(srv, line, vlen);
+    if (cmd && srv->pgsrv && !cmd->has_pg) {
+        conn_reply_err(c, "%s is not available with the PostgreSQL store yet (docs/storage.md)", cmd->verb);
+        return;
+    }
     if (cmd) {
         if (cmd->needs && arglen == 0) {
             conn_reply_err(c, "%s needs %s", cmd->verb, cmd->needs);

@@ -40,6 +40,8 @@ struct conn;
 void fwp_hello(struct conn *c, char *line, size_t len);
 /* Handles one command line (NUL-terminated at line[len]) after the handshake. */
 void fwp_dispatch(struct conn *c, char *line, size_t len);
+/* The connection is closing: drop its PostgreSQL operation and wait, if any. */
+void fwp_pg_conn_gone(struct conn *c);
 /* libevent callback: a blocked FETCH reached its deadline. */
 void fwp_fetch_timeout(int fd, short what, void *arg);
 

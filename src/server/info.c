@@ -147,6 +147,63 @@ void info_render(struct server *srv, struct sbuf *out)
     emit(root, out);
 }
 
+void info_render_store(struct server *srv, const cJSON *counts, struct sbuf *out)
+{
+    struct engine *e = srv->engine;
+    int64_t now = server_now();
+    cJSON *root = cJSON_CreateObject();
+    add_now(root, now);
+    char ts[TIMEFMT_MAX];
+    timefmt_format(now, ts);
+    char hms[16];
+    snprintf(hms, sizeof hms, "%.8s UTC", ts + 11);
+    cJSON_AddStringToObject(root, "server_utc_time", hms);
+
+    cJSON *f = cJSON_AddObjectToObject(root, "faktory");
+    cJSON *queues = cJSON_GetObjectItemCaseSensitive(counts, "queues");
+    double total = 0;
+    int nqueues = 0;
+    cJSON *q;
+    cJSON_ArrayForEach(q, queues)
+    {
+        total += q->valuedouble;
+        nqueues++;
+    }
+    cJSON_AddItemToObject(f, "queues", queues ? cJSON_Duplicate(queues, 1) : cJSON_CreateObject());
+    cJSON_AddObjectToObject(f, "throttles");
+    double scheduled = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "scheduled"));
+    double retries = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "retries"));
+    double dead = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "dead"));
+    double working = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "working"));
+    cJSON *sets = cJSON_AddObjectToObject(f, "sets");
+    cJSON_AddNumberToObject(sets, "scheduled", scheduled);
+    cJSON_AddNumberToObject(sets, "retries", retries);
+    cJSON_AddNumberToObject(sets, "dead", dead);
+    cJSON_AddNumberToObject(sets, "working", working);
+    cJSON *tasks = cJSON_AddObjectToObject(f, "tasks");
+    add_task(tasks, "Scheduled", (size_t)scheduled);
+    add_task(tasks, "Retries", (size_t)retries);
+    add_task(tasks, "Dead", (size_t)dead);
+    add_task(tasks, "Busy", (size_t)working);
+    add_task(tasks, "Workers", e->workers.count);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tasks, "Workers"), "reaped",
+                            (double)e->workers_reaped);
+    cJSON_AddNumberToObject(f, "total_failures",
+                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "failed")));
+    cJSON_AddNumberToObject(f, "total_processed",
+                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "processed")));
+    cJSON_AddNumberToObject(f, "total_enqueued", total);
+    cJSON_AddNumberToObject(f, "total_queues", nqueues);
+    cJSON_AddNumberToObject(f, "expired_jobs", 0);
+    cJSON *paused = cJSON_GetObjectItemCaseSensitive(counts, "paused");
+    cJSON_AddItemToObject(f, "paused", paused ? cJSON_Duplicate(paused, 1) : cJSON_CreateArray());
+
+    add_server(srv, root, now);
+    cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "server");
+    cJSON_AddStringToObject(s, "store", "postgres");
+    emit(root, out);
+}
+
 const char *info_worker_state_name(int state)
 {
     return state == WORKER_QUIET ? "quiet" : state == WORKER_TERMINATE ? "terminate" : "running";

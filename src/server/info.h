@@ -23,6 +23,13 @@ void info_render_workers(struct server *srv, struct sbuf *out);
 const char *info_worker_state_name(int state);
 
 /*
+ * The INFO document of the PostgreSQL store, from spool.info()'s counts
+ * (queues, scheduled, retries, dead, working, processed, failed, paused).
+ */
+struct cJSON;
+void info_render_store(struct server *srv, const struct cJSON *counts, struct sbuf *out);
+
+/*
  * Appends one entry of a set or queue listing: {"job":{...}} plus, with
  * with_at, the set's time as "at", and for a working job its "wid" and
  * "reserved_at". What FWP's JOBS and GET /api/v1/sets answer per job.

@@ -1,4 +1,5 @@
 #include "server/server.h"
+#include "server/pgsrv.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -177,7 +178,7 @@ static void snap_out(void *ctx, const void *rec, size_t len)
  */
 static void maybe_snapshot(struct server *srv)
 {
-    if (srv->snapshot_pid || srv->is_readonly ||
+    if (!srv->journal || srv->snapshot_pid || srv->is_readonly ||
         journal_bytes_since_rotation(srv->journal) < srv->cfg.snapshot_every)
         return;
     uint64_t seg = journal_rotate(srv->journal);
@@ -429,6 +430,60 @@ static int listen_fwp(struct server *srv)
     return 0;
 }
 
+static void arm_signals_and_tick(struct server *srv)
+{
+    srv->tick_ev = evtimer_new(srv->base, on_tick, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
+    srv->sig_chld = evsignal_new(srv->base, SIGCHLD, on_sigchld, srv);
+    evsignal_add(srv->sig_int, NULL);
+    evsignal_add(srv->sig_term, NULL);
+    evsignal_add(srv->sig_chld, NULL);
+    on_tick(-1, 0, srv);
+}
+
+/*
+ * --store postgres://: no data directory, no journal. The engine still
+ * holds this server's worker processes; jobs live in PostgreSQL (pgsrv).
+ */
+static int init_postgres(struct server *srv)
+{
+    const struct config *cfg = &srv->cfg;
+    char err[512];
+    if (cfg->config_dir) {
+        static const char *const unsupported[] = {"cron.json", "throttles.json"};
+        for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", cfg->config_dir, unsupported[i]);
+            if (access(path, F_OK) == 0) {
+                log_error("msg=\"refusing to start: %s is not supported with --store postgres yet; "
+                          "move it out of the config directory or use the journal store\" path=%s",
+                          unsupported[i], path);
+                return -1;
+            }
+        }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    int lim = rlimit_raise_nofile(cfg->max_connections, err, sizeof err);
+    if (lim == 0)
+        log_debug("msg=\"%s\"", err);
+    else
+        log_warn("msg=\"%s\"", err);
+    srv->base = event_base_new();
+    if (!srv->base) {
+        log_error("msg=\"cannot create the event loop\"");
+        return -1;
+    }
+    struct engine_hooks hooks = {.ctx = srv, .reaped = on_reaped};
+    srv->engine = new_engine(cfg, &hooks, (uint32_t)(srv->started_ns ^ (srv->started_ns >> 32)));
+    if (pgsrv_init(srv) != 0)
+        return -1;
+    if (listen_fwp(srv) != 0 || http_init(srv) != 0)
+        return -1;
+    arm_signals_and_tick(srv);
+    return 0;
+}
+
 int server_init(struct server *srv, const struct config *cfg)
 {
     memset(srv, 0, sizeof *srv);
@@ -447,6 +502,8 @@ int server_init(struct server *srv, const struct config *cfg)
             return -1;
         }
     }
+    if (cfg->store)
+        return init_postgres(srv);
     srv->lock_fd = datadir_lock(cfg->data_dir, err, sizeof err);
     if (srv->lock_fd < 0) {
         log_error("msg=\"%s\"", err);
@@ -493,14 +550,7 @@ int server_init(struct server *srv, const struct config *cfg)
         return -1;
     if (listen_fwp(srv) != 0 || http_init(srv) != 0)
         return -1;
-    srv->tick_ev = evtimer_new(srv->base, on_tick, srv);
-    srv->sig_int = evsignal_new(srv->base, SIGINT, on_signal, srv);
-    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_signal, srv);
-    srv->sig_chld = evsignal_new(srv->base, SIGCHLD, on_sigchld, srv);
-    evsignal_add(srv->sig_int, NULL);
-    evsignal_add(srv->sig_term, NULL);
-    evsignal_add(srv->sig_chld, NULL);
-    on_tick(-1, 0, srv);
+    arm_signals_and_tick(srv);
     return 0;
 }
 
@@ -511,9 +561,13 @@ int server_run(struct server *srv)
     config_split_hostport(srv->cfg.fwp_bind, host, sizeof host, &port);
     char whost[256];
     config_split_hostport(srv->cfg.http_bind, whost, sizeof whost, &port);
-    log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s fsync=%s tls=%s", host,
-             srv->fwp_port, whost, srv->http_port, srv->cfg.data_dir, SPOOL_VERSION,
-             journal_policy_name(srv->cfg.fsync), srv->tls ? "on" : "off");
+    if (srv->pgsrv) /* the URL may hold a password: it is not logged */
+        log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d store=postgres\" version=%s tls=%s", host,
+                 srv->fwp_port, whost, srv->http_port, SPOOL_VERSION, srv->tls ? "on" : "off");
+    else
+        log_info("msg=\"spoold ready fwp=%s:%d http=%s:%d data=%s\" version=%s fsync=%s tls=%s", host,
+                 srv->fwp_port, whost, srv->http_port, srv->cfg.data_dir, SPOOL_VERSION,
+                 journal_policy_name(srv->cfg.fsync), srv->tls ? "on" : "off");
     char status[640];
     snprintf(status, sizeof status, "serving FWP on %s:%d, HTTP on %s:%d", host, srv->fwp_port,
              whost, srv->http_port);
@@ -542,6 +596,8 @@ void server_release(struct server *srv)
     backup_release(srv);
     while (srv->conns)
         conn_close(srv->conns);
+    pgsrv_free(srv->pgsrv); /* after the connections: none waits on it any more */
+    srv->pgsrv = NULL;
     if (srv->listener)
         evconnlistener_free(srv->listener);
     authdelay_release(srv); /* held 401s are answered before evhttp goes */

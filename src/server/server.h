@@ -31,6 +31,7 @@ struct confload;
 struct tls_server;
 struct backup;
 struct authdelay;
+struct pgsrv;
 
 struct server {
     struct config cfg;
@@ -66,6 +67,7 @@ struct server {
     int is_full;               /* the last push hit --max-jobs/--max-memory (logged once) */
     struct backup *backup;     /* SIGUSR1 online backups (backup.c) */
     struct authdelay *authdelay; /* failed password attempts and held replies (authdelay.c) */
+    struct pgsrv *pgsrv;       /* --store postgres://: the PostgreSQL backend (pgsrv.c), else NULL */
 };
 
 /* Wall-clock time in Unix nanoseconds. */

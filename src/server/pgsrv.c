@@ -1,0 +1,559 @@
+/*
+ * pgsrv: spoold's PostgreSQL backend (see pgsrv.h). Each operation is one
+ * statement (FAIL and reservation expiry: a read, then a conditional write
+ * keyed by the reservation's lease), so nothing holds a transaction open
+ * across round trips.
+ */
+#include "server/pgsrv.h"
+
+#include <cjson/cJSON.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/sbuf.h"
+#include "common/timefmt.h"
+#include "common/xalloc.h"
+#include "engine/engine.h"
+#include "engine/job.h"
+#include "server/info.h"
+#include "server/server.h"
+#include "store/pg.h"
+#include "store/pg_schema.h"
+
+/* The maintenance cadence: due jobs move within this of their time. */
+#define MAINT_INTERVAL_MS 250
+/* Reservations expired per maintenance pass, and dead-set pruning cadence. */
+#define EXPIRE_BATCH 100
+#define PRUNE_EVERY_NS (60 * NS_PER_S)
+/* The leader lock: one maintenance runner per database. */
+#define LEADER_KEY INT64_C(7419007420002)
+
+enum op_kind { OP_PLAIN, OP_PUSH, OP_PUSHB, OP_FETCH, OP_FAIL_READ, OP_FAIL_WRITE, OP_INFO };
+
+struct pgop {
+    struct pgsrv *p;
+    enum op_kind kind;
+    pgsrv_done_fn done;
+    void *arg;
+    char *jid;                          /* FAIL */
+    char *errtype, *message, *backtrace; /* FAIL */
+};
+
+struct pgsrv {
+    struct server *srv;
+    struct pg *pg;
+    struct pgwaiter *waiters;
+    struct event *maint_ev;
+    int64_t last_prune_ns;
+    uint32_t rand;
+    int maint_pending; /* statements of the current maintenance pass still running */
+};
+
+static uint32_t next_rand(struct pgsrv *p)
+{
+    p->rand = p->rand * 1103515245u + 12345u;
+    return p->rand >> 8;
+}
+
+static struct pgop *op_new(struct pgsrv *p, enum op_kind kind, pgsrv_done_fn done, void *arg)
+{
+    struct pgop *op = xcalloc(1, sizeof *op);
+    op->p = p;
+    op->kind = kind;
+    op->done = done;
+    op->arg = arg;
+    return op;
+}
+
+static void op_free(struct pgop *op)
+{
+    free(op->jid);
+    free(op->errtype);
+    free(op->message);
+    free(op->backtrace);
+    free(op);
+}
+
+static void op_finish(struct pgop *op, int rc, const char *msg, const char *out, size_t outlen)
+{
+    if (op->done)
+        op->done(op->arg, rc, msg, out, outlen);
+    op_free(op);
+}
+
+void pgsrv_cancel(struct pgop *op)
+{
+    op->done = NULL;
+}
+
+/* A failed statement's message, one line, without libpq's "ERROR:  " prefix. */
+static void result_error(const PGresult *res, const char *err, char *out, size_t outlen)
+{
+    const char *m = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    snprintf(out, outlen, "PostgreSQL: %s", m ? m : err ? err : "the statement failed");
+    for (char *c = out; *c; c++)
+        if (*c == '\r' || *c == '\n')
+            *c = ' ';
+}
+
+static int result_ok(const PGresult *res)
+{
+    return res && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK);
+}
+
+static int result_is(const PGresult *res, const char *sqlstate)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s && strcmp(s, sqlstate) == 0;
+}
+
+/* Appends a PostgreSQL text[] literal: {"a","b"} with " and \ escaped. */
+static void array_literal(struct sbuf *b, const char *const *v, size_t n)
+{
+    sbuf_add(b, "{", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sbuf_add(b, ",", 1);
+        sbuf_add(b, "\"", 1);
+        for (const char *c = v[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                sbuf_add(b, "\\", 1);
+            sbuf_add(b, c, 1);
+        }
+        sbuf_add(b, "\"", 1);
+    }
+    sbuf_add(b, "}", 1);
+}
+
+/* ---- completions ---- */
+
+static void on_done(void *arg, PGresult *res, const char *err);
+
+static struct pgop *run(struct pgop *op, const char *sql, int n, const char *const *params)
+{
+    pg_query(op->p->pg, sql, n, params, on_done, op);
+    return op;
+}
+
+static void push_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (result_ok(res)) {
+        op_finish(op, 0, NULL, NULL, 0);
+    } else if (result_is(res, "23505")) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, PUSH_JID_IN_USE, msg + strlen("PostgreSQL: "), NULL, 0);
+    } else {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+    }
+}
+
+static void pushb_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    cJSON *errors = cJSON_CreateObject();
+    for (int i = 0; i < PQntuples(res); i++)
+        if (!PQgetisnull(res, i, 1)) {
+            const char *jid = PQgetvalue(res, i, 0);
+            cJSON_DeleteItemFromObjectCaseSensitive(errors, jid);
+            cJSON_AddStringToObject(errors, jid, PQgetvalue(res, i, 1));
+        }
+    char *text = cJSON_PrintUnformatted(errors);
+    op_finish(op, 0, NULL, text, strlen(text));
+    cJSON_free(text);
+    cJSON_Delete(errors);
+}
+
+static void fetch_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    struct sbuf b;
+    sbuf_init(&b);
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (i)
+            sbuf_add(&b, "\n", 1);
+        sbuf_add(&b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+    }
+    op_finish(op, 0, NULL, b.len ? b.buf : "", b.len);
+    sbuf_release(&b);
+}
+
+static void apply_failure(struct pgop *op, const char *payload, size_t len, const char *lease);
+
+static void fail_read_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        snprintf(msg, sizeof msg, "Job not found %.100s", op->jid);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    apply_failure(op, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), PQgetvalue(res, 0, 1));
+}
+
+static void fail_write_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+    } else if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
+        /* acknowledged, failed or expired while we decided */
+        snprintf(msg, sizeof msg, "Job not found %.100s", op->jid);
+        op_finish(op, -1, msg, NULL, 0);
+    } else {
+        op_finish(op, 0, NULL, NULL, 0);
+    }
+}
+
+static void info_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res) || PQntuples(res) != 1) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    cJSON *counts = cJSON_Parse(PQgetvalue(res, 0, 0));
+    struct sbuf b;
+    sbuf_init(&b);
+    info_render_store(op->p->srv, counts, &b);
+    cJSON_Delete(counts);
+    op_finish(op, 0, NULL, b.buf, b.len);
+    sbuf_release(&b);
+}
+
+static void plain_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+    } else if (PQntuples(res) >= 1 && PQnfields(res) >= 1 && !PQgetisnull(res, 0, 0)) {
+        op_finish(op, 0, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
+    } else {
+        op_finish(op, 0, NULL, "", 0);
+    }
+}
+
+static void on_done(void *arg, PGresult *res, const char *err)
+{
+    struct pgop *op = arg;
+    switch (op->kind) {
+    case OP_PUSH: push_done(op, res, err); break;
+    case OP_PUSHB: pushb_done(op, res, err); break;
+    case OP_FETCH: fetch_done(op, res, err); break;
+    case OP_FAIL_READ: fail_read_done(op, res, err); break;
+    case OP_FAIL_WRITE: fail_write_done(op, res, err); break;
+    case OP_INFO: info_done(op, res, err); break;
+    case OP_PLAIN: plain_done(op, res, err); break;
+    }
+}
+
+/* ---- operations ---- */
+
+struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, void *arg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    job_render(job, &b);
+    job_free(job);
+    const char *params[1] = {b.buf};
+    struct pgop *op = run(op_new(p, OP_PUSH, done, arg), "SELECT spool.push($1::jsonb)", 1, params);
+    sbuf_release(&b);
+    return op;
+}
+
+struct pgop *pgsrv_push_many(struct pgsrv *p, struct job **jobs, size_t n, pgsrv_done_fn done,
+                             void *arg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_add(&b, "[", 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            sbuf_add(&b, ",", 1);
+        job_render(jobs[i], &b);
+        job_free(jobs[i]);
+    }
+    sbuf_add(&b, "]", 1);
+    free(jobs);
+    const char *params[1] = {b.buf};
+    struct pgop *op = run(op_new(p, OP_PUSHB, done, arg),
+                          "SELECT pushed_jid, error FROM spool.push_each($1::jsonb)", 1, params);
+    sbuf_release(&b);
+    return op;
+}
+
+struct pgop *pgsrv_fetch(struct pgsrv *p, const char *const *queues, int n, const char *wid, int max,
+                         pgsrv_done_fn done, void *arg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    array_literal(&b, queues, (size_t)n);
+    char maxs[16];
+    snprintf(maxs, sizeof maxs, "%d", max);
+    const char *params[3] = {b.buf, wid ? wid : "", maxs};
+    struct pgop *op = run(op_new(p, OP_FETCH, done, arg),
+                          "SELECT fetched_payload::text FROM spool.fetch($1::text[], $2, $3::integer)",
+                          3, params);
+    sbuf_release(&b);
+    return op;
+}
+
+struct pgop *pgsrv_ack(struct pgsrv *p, const char *const *jids, size_t n, pgsrv_done_fn done, void *arg)
+{
+    struct sbuf b;
+    sbuf_init(&b);
+    array_literal(&b, jids, n);
+    const char *params[1] = {b.buf};
+    struct pgop *op = run(op_new(p, OP_PLAIN, done, arg), "SELECT spool.ack($1::text[])", 1, params);
+    sbuf_release(&b);
+    return op;
+}
+
+struct pgop *pgsrv_fail(struct pgsrv *p, const char *jid, const char *errtype, const char *message,
+                        const char *backtrace_json, pgsrv_done_fn done, void *arg)
+{
+    struct pgop *op = op_new(p, OP_FAIL_READ, done, arg);
+    op->jid = xstrdup(jid);
+    op->errtype = errtype ? xstrdup(errtype) : NULL;
+    op->message = message ? xstrdup(message) : NULL;
+    op->backtrace = backtrace_json ? xstrdup(backtrace_json) : NULL;
+    const char *params[1] = {jid};
+    return run(op,
+               "SELECT payload::text, lease FROM spool.jobs WHERE jid = $1 AND state = 'working'",
+               1, params);
+}
+
+/* Decides a failure with the shared policy (job_fail) and writes it under the lease read. */
+static void apply_failure(struct pgop *op, const char *payload, size_t len, const char *lease)
+{
+    char err[JOB_ERR_MAX];
+    struct job *job;
+    int64_t now = server_now();
+    if (job_parse(payload, len, now, &job, err) != 0) {
+        char msg[JOB_ERR_MAX + 160];
+        snprintf(msg, sizeof msg, "stored job %.100s cannot be read: %s", op->jid, err);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    const char *state = "dead";
+    char run_at[TIMEFMT_MAX];
+    timefmt_format(now, run_at);
+    switch (job_fail(job, op->errtype, op->message, op->backtrace, now, next_rand(op->p) % 30)) {
+    case JOB_FAIL_RETRY:
+        state = "retry";
+        timefmt_format(job->failure->next_at_ns, run_at);
+        break;
+    case JOB_FAIL_DEAD: break;
+    case JOB_FAIL_DISCARD: state = "discard"; break;
+    }
+    job->enqueued_at_ns = 0; /* set again when it is next enqueued */
+    struct sbuf b;
+    sbuf_init(&b);
+    job_render(job, &b);
+    job_free(job);
+    op->kind = OP_FAIL_WRITE;
+    const char *params[5] = {op->jid, lease, state, run_at, b.buf};
+    run(op, "SELECT spool.fail($1, $2::bigint, $3, $4::timestamptz, $5::jsonb)", 5, params);
+    sbuf_release(&b);
+}
+
+struct pgop *pgsrv_info(struct pgsrv *p, pgsrv_done_fn done, void *arg)
+{
+    return run(op_new(p, OP_INFO, done, arg), "SELECT spool.info()::text", 0, NULL);
+}
+
+struct pgop *pgsrv_exec(struct pgsrv *p, const char *sql, int nparams, const char *const *params,
+                        pgsrv_done_fn done, void *arg)
+{
+    return run(op_new(p, OP_PLAIN, done, arg), sql, nparams, params);
+}
+
+/* ---- blocked fetchers ---- */
+
+void pgsrv_wait(struct pgsrv *p, struct pgwaiter *w)
+{
+    if (w->is_waiting)
+        return;
+    w->prev = NULL;
+    w->next = p->waiters;
+    if (p->waiters)
+        p->waiters->prev = w;
+    p->waiters = w;
+    w->is_waiting = 1;
+}
+
+void pgsrv_unwait(struct pgsrv *p, struct pgwaiter *w)
+{
+    if (!w->is_waiting)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->is_waiting = 0;
+}
+
+static void on_notify(void *arg, const char *queue)
+{
+    struct pgsrv *p = arg;
+    for (struct pgwaiter *w = p->waiters, *next; w; w = next) {
+        next = w->next;
+        for (int i = 0; i < w->nqueues; i++)
+            if (strcmp(w->queues[i], queue) == 0) {
+                pgsrv_unwait(p, w);
+                w->wake(w);
+                break;
+            }
+    }
+}
+
+/* ---- maintenance (leader only) ---- */
+
+static void maint_arm(struct pgsrv *p)
+{
+    struct timeval tv = {0, MAINT_INTERVAL_MS * 1000};
+    evtimer_add(p->maint_ev, &tv);
+}
+
+static void maint_step_done(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct pgsrv *p = arg;
+    (void)out;
+    (void)outlen;
+    if (rc != 0)
+        log_warn("msg=\"maintenance statement failed\" error=\"%s\"", msg);
+    if (--p->maint_pending == 0 && pg_is_leader(p->pg))
+        maint_arm(p);
+}
+
+static const char *const expiry_msg = "Faktory job reservation expired";
+
+static void expired_done(void *arg, PGresult *res, const char *err)
+{
+    struct pgsrv *p = arg;
+    if (!result_ok(res)) {
+        char msg[600];
+        result_error(res, err, msg, sizeof msg);
+        maint_step_done(p, -1, msg, NULL, 0);
+        return;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct pgop *op = op_new(p, OP_FAIL_WRITE, maint_step_done, p);
+        op->jid = xstrdup(PQgetvalue(res, i, 0));
+        op->errtype = xstrdup("ReservationExpired");
+        op->message = xstrdup(expiry_msg);
+        p->maint_pending++;
+        log_info("msg=\"reservation expired\" jid=%s", op->jid);
+        apply_failure(op, PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), PQgetvalue(res, i, 2));
+    }
+    maint_step_done(p, 0, NULL, NULL, 0);
+}
+
+static void on_maint(evutil_socket_t fd, short what, void *arg)
+{
+    struct pgsrv *p = arg;
+    (void)fd;
+    (void)what;
+    if (!pg_is_leader(p->pg) || p->maint_pending)
+        return;
+    p->maint_pending = 2;
+    pgsrv_exec(p, "SELECT spool.promote(1000)", 0, NULL, maint_step_done, p);
+    pg_query(p->pg,
+             "SELECT jid, payload::text, lease FROM spool.jobs WHERE state = 'working' AND "
+             "reserved_until <= clock_timestamp() ORDER BY reserved_until LIMIT " "100",
+             0, NULL, expired_done, p);
+    int64_t now = server_now();
+    if (now - p->last_prune_ns >= PRUNE_EVERY_NS) {
+        p->last_prune_ns = now;
+        struct engine_config ec;
+        engine_config_defaults(&ec);
+        char ttl[32], max[32];
+        snprintf(ttl, sizeof ttl, "%lld seconds", (long long)(ec.dead_ttl_ns / NS_PER_S));
+        snprintf(max, sizeof max, "%zu", p->srv->cfg.dead_max);
+        const char *params[2] = {ttl, max};
+        p->maint_pending++;
+        pgsrv_exec(p, "SELECT spool.prune_dead($1::interval, $2::bigint)", 2, params, maint_step_done, p);
+    }
+}
+
+static void on_leader(void *arg, int is_leader)
+{
+    struct pgsrv *p = arg;
+    if (is_leader && !p->maint_pending)
+        maint_arm(p);
+}
+
+int pgsrv_is_leader(const struct pgsrv *p)
+{
+    return pg_is_leader(p->pg);
+}
+
+/* ---- start and stop ---- */
+
+int pgsrv_init(struct server *srv)
+{
+    struct pgsrv *p = xcalloc(1, sizeof *p);
+    p->srv = srv;
+    p->rand = (uint32_t)server_now();
+    char err[600];
+    struct pg_options opt = {
+        .url = srv->cfg.store,
+        .pool = srv->cfg.pg_pool,
+        .channel = "spool_push",
+        .on_notify = on_notify,
+        .leader_key = LEADER_KEY,
+        .on_leader = on_leader,
+        .arg = p,
+    };
+    p->pg = pg_new(srv->base, &opt, err, sizeof err);
+    if (!p->pg) {
+        log_error("msg=\"%s\"", err);
+        free(p);
+        return -1;
+    }
+    int version = pg_schema_migrate(p->pg, err, sizeof err);
+    if (version < 0) {
+        log_error("msg=\"cannot prepare the PostgreSQL schema\" error=\"%s\"", err);
+        pgsrv_free(p);
+        return -1;
+    }
+    p->maint_ev = evtimer_new(srv->base, on_maint, p);
+    srv->pgsrv = p;
+    log_info("msg=\"PostgreSQL store ready\" schema_version=%d pool=%d", version, srv->cfg.pg_pool);
+    return 0;
+}
+
+void pgsrv_free(struct pgsrv *p)
+{
+    if (!p)
+        return;
+    if (p->maint_ev)
+        event_free(p->maint_ev);
+    pg_free(p->pg);
+    free(p);
+}

@@ -1,0 +1,99 @@
+/*
+ * pgsrv: the PostgreSQL backend of spoold (--store postgres://...). FWP and
+ * HTTP parse and validate as they do for the embedded engine, then call
+ * these operations instead of the engine's; each completes later through
+ * its callback, from the event loop, once PostgreSQL has committed it.
+ *
+ * Several spoold may share one database: claims use FOR UPDATE SKIP
+ * LOCKED, blocked FETCHes wait on a list woken by LISTEN/NOTIFY (channel
+ * spool_push, payload the queue), and maintenance (promoting due scheduled
+ * and retry jobs, expiring reservations, pruning the dead set) runs on the
+ * one server holding the leader advisory lock.
+ *
+ * Worker processes (HELLO, BEAT, quiet/terminate) stay with the spoold they
+ * are connected to, in its engine, as with the embedded backend.
+ *
+ * Everything here runs on the event-loop thread.
+ */
+#ifndef SPOOL_PGSRV_H
+#define SPOOL_PGSRV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct server;
+struct job;
+struct pgsrv;
+struct pgop;
+struct sbuf;
+
+/* Connects, migrates the schema, starts listening and the leader probe. 0 or -1 (logged). */
+int pgsrv_init(struct server *srv);
+void pgsrv_free(struct pgsrv *p);
+
+/*
+ * An operation finished: rc 0, or a negative enum push_result / -1 with a
+ * message (msg, without "-ERR "). Out data, when any, is in out[0..outlen).
+ */
+typedef void (*pgsrv_done_fn)(void *arg, int rc, const char *msg, const char *out, size_t outlen);
+
+/* The caller is gone: its callback will not run (the operation itself may still commit). */
+void pgsrv_cancel(struct pgop *op);
+
+/* Stores one validated job (taken). */
+struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, void *arg);
+
+/*
+ * Stores several jobs (taken: jobs[0..n), the array too) in one round trip,
+ * each on its own: out is PUSHB's reply, a JSON object of jid -> error for
+ * those refused.
+ */
+struct pgop *pgsrv_push_many(struct pgsrv *p, struct job **jobs, size_t n, pgsrv_done_fn done,
+                             void *arg);
+
+/*
+ * Reserves up to max jobs for wid from queues (priority order) without
+ * waiting. out: the jobs' JSON one per line ("\n"-separated); outlen 0
+ * when there was none.
+ */
+struct pgop *pgsrv_fetch(struct pgsrv *p, const char *const *queues, int n, const char *wid, int max,
+                         pgsrv_done_fn done, void *arg);
+
+/* Acknowledges jobs; a jid not reserved is not an error. */
+struct pgop *pgsrv_ack(struct pgsrv *p, const char *const *jids, size_t n, pgsrv_done_fn done,
+                       void *arg);
+
+/*
+ * Records a failure of a reserved job: retry with backoff, dead, or
+ * discard (job_fail's policy). rc -1 with "Job not found <jid>" when it is
+ * not reserved.
+ */
+struct pgop *pgsrv_fail(struct pgsrv *p, const char *jid, const char *errtype, const char *message,
+                        const char *backtrace_json, pgsrv_done_fn done, void *arg);
+
+/* out: the INFO document (Faktory's shape). */
+struct pgop *pgsrv_info(struct pgsrv *p, pgsrv_done_fn done, void *arg);
+
+/* Runs one statement with text parameters; out: the first row's first value, if any. */
+struct pgop *pgsrv_exec(struct pgsrv *p, const char *sql, int nparams, const char *const *params,
+                        pgsrv_done_fn done, void *arg);
+
+/*
+ * Blocked fetchers. A waiter is told (fn) when a push or a promotion may
+ * have filled one of its queues; it then fetches again. The queue strings
+ * must outlive the wait.
+ */
+struct pgwaiter {
+    struct pgwaiter *prev, *next;
+    const char *const *queues;
+    int nqueues;
+    void (*wake)(struct pgwaiter *w);
+    int is_waiting;
+};
+void pgsrv_wait(struct pgsrv *p, struct pgwaiter *w);
+void pgsrv_unwait(struct pgsrv *p, struct pgwaiter *w);
+
+/* Whether this spoold runs the maintenance now (holds the leader lock). */
+int pgsrv_is_leader(const struct pgsrv *p);
+
+#endif

@@ -1,0 +1,371 @@
+-- spool on PostgreSQL, schema version 1: jobs, queues, counters, and the
+-- functions spoold and applications call. Applied once by spoold at start
+-- (see src/store/pg_schema.h); never edited once released.
+--
+-- A job is one row of spool.jobs in exactly one state:
+--   scheduled  run_at = when it is due
+--   enqueued   run_at = when it was enqueued; seq orders its queue (FIFO)
+--   working    reserved_by / reserved_until / lease describe the reservation
+--   retry      run_at = when the next attempt is due
+--   dead       run_at = when it died
+-- payload is the job as FETCH returns it.
+
+CREATE SEQUENCE spool.job_seq;
+CREATE SEQUENCE spool.lease_seq;
+
+CREATE TABLE spool.jobs (
+    jid            text PRIMARY KEY,
+    queue          text NOT NULL,
+    jobtype        text NOT NULL,
+    state          text NOT NULL
+                   CHECK (state IN ('scheduled', 'enqueued', 'working', 'retry', 'dead')),
+    seq            bigint NOT NULL DEFAULT nextval('spool.job_seq'),
+    run_at         timestamptz NOT NULL,
+    payload        jsonb NOT NULL,
+    reserve_for_s  integer NOT NULL DEFAULT 1800,
+    reserved_by    text,
+    reserved_until timestamptz,
+    lease          bigint,
+    expires_at     timestamptz
+);
+
+CREATE INDEX jobs_fifo ON spool.jobs (queue, seq) WHERE state = 'enqueued';
+CREATE INDEX jobs_due ON spool.jobs (run_at) WHERE state IN ('scheduled', 'retry');
+CREATE INDEX jobs_reserved ON spool.jobs (reserved_until) WHERE state = 'working';
+CREATE INDEX jobs_dead ON spool.jobs (run_at) WHERE state = 'dead';
+
+CREATE TABLE spool.queues (
+    name   text PRIMARY KEY,
+    paused boolean NOT NULL DEFAULT false
+);
+
+-- Processed and failed counts per UTC day, spread over 16 rows a day so that
+-- concurrent ACKs seldom wait on one row's lock.
+CREATE TABLE spool.stats (
+    day       date NOT NULL,
+    shard     smallint NOT NULL,
+    processed bigint NOT NULL DEFAULT 0,
+    failed    bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, shard)
+);
+
+-- Timestamps as Faktory writes them: RFC 3339, UTC, microseconds.
+CREATE FUNCTION spool.ts(t timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+CREATE FUNCTION spool.count_stat(p_processed bigint, p_failed bigint) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO spool.stats AS s (day, shard, processed, failed)
+    VALUES ((now() AT TIME ZONE 'UTC')::date, floor(random() * 16)::smallint, p_processed, p_failed)
+    ON CONFLICT (day, shard) DO UPDATE
+        SET processed = s.processed + excluded.processed, failed = s.failed + excluded.failed
+$$;
+
+-- spool.push(job): enqueues one job, in the caller's transaction. The job is
+-- a JSON object in Faktory's shape: jobtype (required), args (an array,
+-- required), jid (generated when absent), queue ("default"), retry (25),
+-- reserve_for (1800 s), at (RFC 3339: schedules it), custom.expires_at.
+-- Workers see the job only once the transaction commits; the NOTIFY that
+-- wakes blocked fetchers is delivered at commit too. Returns the jid.
+-- Pushing a jid again with the same jobtype, queue and args changes nothing
+-- and returns the jid (a retried push); with different ones it is an error.
+CREATE FUNCTION spool.push(job jsonb) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now     timestamptz := clock_timestamp();
+    v_jid     text;
+    v_queue   text;
+    v_retry   integer;
+    v_reserve integer;
+    v_at      timestamptz;
+    v_expires timestamptz;
+    v_state   text := 'enqueued';
+    v_old     jsonb;
+BEGIN
+    IF job IS NULL OR jsonb_typeof(job) <> 'object' THEN
+        RAISE EXCEPTION 'spool.push: a job must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(job -> 'jobtype') IS DISTINCT FROM 'string' OR job ->> 'jobtype' = '' THEN
+        RAISE EXCEPTION 'spool.push: jobtype must be a non-empty string' USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(job -> 'args') IS DISTINCT FROM 'array' THEN
+        RAISE EXCEPTION 'spool.push: args must be an array' USING ERRCODE = '22023';
+    END IF;
+    IF job ? 'jid' THEN
+        IF jsonb_typeof(job -> 'jid') <> 'string' OR length(job ->> 'jid') < 8 THEN
+            RAISE EXCEPTION 'spool.push: jid must be a string of at least 8 characters'
+                USING ERRCODE = '22023';
+        END IF;
+        v_jid := job ->> 'jid';
+    ELSE
+        v_jid := replace(gen_random_uuid()::text, '-', '');
+    END IF;
+    IF jsonb_typeof(job -> 'queue') = 'string' AND job ->> 'queue' <> '' THEN
+        v_queue := job ->> 'queue';
+    ELSIF job ? 'queue' AND jsonb_typeof(job -> 'queue') NOT IN ('string', 'null') THEN
+        RAISE EXCEPTION 'spool.push: queue must be a string' USING ERRCODE = '22023';
+    ELSE
+        v_queue := 'default';
+    END IF;
+    IF v_queue !~ '^[a-zA-Z0-9._-]+$' THEN
+        RAISE EXCEPTION 'spool.push: queue name % is not valid: use letters, digits, ".", "_" and "-"',
+            v_queue USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(job -> 'retry') = 'number' THEN
+        v_retry := (job ->> 'retry')::numeric::integer;
+    ELSE
+        v_retry := 25;
+    END IF;
+    IF jsonb_typeof(job -> 'reserve_for') = 'number' AND (job ->> 'reserve_for')::numeric > 0 THEN
+        v_reserve := least(greatest((job ->> 'reserve_for')::numeric::integer, 60), 86400);
+    ELSE
+        v_reserve := 1800;
+    END IF;
+    IF jsonb_typeof(job -> 'at') = 'string' AND job ->> 'at' <> '' THEN
+        BEGIN
+            v_at := (job ->> 'at')::timestamptz;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'spool.push: at must be an RFC 3339 time, not %', job ->> 'at'
+                USING ERRCODE = '22007';
+        END;
+        IF v_at > v_now THEN
+            v_state := 'scheduled';
+        END IF;
+    END IF;
+    IF jsonb_typeof(job -> 'custom' -> 'expires_at') = 'string' THEN
+        BEGIN
+            v_expires := (job -> 'custom' ->> 'expires_at')::timestamptz;
+        EXCEPTION WHEN others THEN
+            RAISE EXCEPTION 'spool.push: custom.expires_at must be an RFC 3339 time, not %',
+                job -> 'custom' ->> 'expires_at' USING ERRCODE = '22007';
+        END;
+    END IF;
+
+    job := job || jsonb_build_object('jid', v_jid, 'queue', v_queue, 'retry', v_retry);
+    IF NOT job ? 'created_at' THEN
+        job := job || jsonb_build_object('created_at', spool.ts(v_now));
+    END IF;
+    IF v_state = 'enqueued' THEN
+        job := job || jsonb_build_object('enqueued_at', spool.ts(v_now));
+    END IF;
+
+    INSERT INTO spool.jobs (jid, queue, jobtype, state, run_at, payload, reserve_for_s, expires_at)
+    VALUES (v_jid, v_queue, job ->> 'jobtype', v_state, coalesce(v_at, v_now), job, v_reserve, v_expires)
+    ON CONFLICT (jid) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT payload INTO v_old FROM spool.jobs WHERE jid = v_jid;
+        IF v_old IS NULL OR v_old -> 'jobtype' IS DISTINCT FROM job -> 'jobtype'
+           OR v_old -> 'queue' IS DISTINCT FROM job -> 'queue'
+           OR v_old -> 'args' IS DISTINCT FROM job -> 'args' THEN
+            RAISE EXCEPTION 'jid % is already in use by a different job', v_jid
+                USING ERRCODE = '23505';
+        END IF;
+        RETURN v_jid;
+    END IF;
+    IF v_state = 'enqueued' THEN
+        PERFORM pg_notify('spool_push', v_queue);
+    END IF;
+    RETURN v_jid;
+END
+$$;
+
+-- Reserves up to p_max jobs for worker p_wid, taking queues in the order
+-- given (the first non-empty, unpaused queue first). Rows other servers are
+-- claiming are skipped, not waited for. Jobs past custom.expires_at are
+-- deleted instead of handed out.
+CREATE FUNCTION spool.fetch(p_queues text[], p_wid text, p_max integer DEFAULT 1)
+RETURNS TABLE (fetched_jid text, fetched_payload jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now  timestamptz := clock_timestamp();
+    v_q    text;
+    v_left integer := p_max;
+    v_got  integer;
+BEGIN
+    FOREACH v_q IN ARRAY p_queues LOOP
+        EXIT WHEN v_left <= 0;
+        CONTINUE WHEN EXISTS (SELECT 1 FROM spool.queues WHERE name = v_q AND paused);
+        DELETE FROM spool.jobs j
+         WHERE j.jid IN (SELECT c.jid FROM spool.jobs c
+                          WHERE c.state = 'enqueued' AND c.queue = v_q AND c.expires_at <= v_now
+                          ORDER BY c.seq LIMIT 100 FOR UPDATE SKIP LOCKED);
+        RETURN QUERY
+        UPDATE spool.jobs j
+           SET state = 'working', reserved_by = p_wid,
+               reserved_until = v_now + make_interval(secs => j.reserve_for_s),
+               lease = nextval('spool.lease_seq')
+          FROM (SELECT c.jid FROM spool.jobs c
+                 WHERE c.state = 'enqueued' AND c.queue = v_q
+                 ORDER BY c.seq LIMIT v_left FOR UPDATE SKIP LOCKED) picked
+         WHERE j.jid = picked.jid
+        RETURNING j.jid, j.payload;
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        v_left := v_left - v_got;
+    END LOOP;
+END
+$$;
+
+-- Acknowledges jobs: the reserved ones among p_jids are deleted and counted
+-- as processed. Returns how many were reserved. An ACK for a job no longer
+-- reserved is not an error (workers resend ACKs after a lost reply).
+CREATE FUNCTION spool.ack(p_jids text[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    DELETE FROM spool.jobs WHERE jid = ANY (p_jids) AND state = 'working';
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n > 0 THEN
+        PERFORM spool.count_stat(v_n, 0);
+    END IF;
+    RETURN v_n;
+END
+$$;
+
+-- Stores a failure decided by spoold (the retry policy lives in spoold, one
+-- copy for both backends): the job, still under reservation p_lease, moves to
+-- p_state ('retry' at p_run_at, 'dead', or 'discard' to delete it) with its
+-- new payload. Returns false when the reservation is no longer p_lease (the
+-- job was acknowledged, failed or expired meanwhile).
+CREATE FUNCTION spool.fail(p_jid text, p_lease bigint, p_state text, p_run_at timestamptz,
+                           p_payload jsonb) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_state = 'discard' THEN
+        DELETE FROM spool.jobs WHERE jid = p_jid AND state = 'working' AND lease = p_lease;
+    ELSE
+        UPDATE spool.jobs
+           SET state = p_state, run_at = coalesce(p_run_at, clock_timestamp()), payload = p_payload,
+               reserved_by = NULL, reserved_until = NULL, lease = NULL
+         WHERE jid = p_jid AND state = 'working' AND lease = p_lease;
+    END IF;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM spool.count_stat(0, 1);
+    RETURN true;
+END
+$$;
+
+-- Moves due scheduled and retry jobs into their queues (at most p_max per
+-- call) and wakes the fetchers of each queue that gained jobs. Returns the
+-- number moved.
+CREATE FUNCTION spool.promote(p_max integer DEFAULT 1000) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now   timestamptz := clock_timestamp();
+    v_q     text;
+    v_n     bigint;
+    v_total integer := 0;
+BEGIN
+    FOR v_q, v_n IN
+        WITH due AS (
+            SELECT jid FROM spool.jobs
+             WHERE state IN ('scheduled', 'retry') AND run_at <= v_now
+             ORDER BY run_at LIMIT p_max FOR UPDATE SKIP LOCKED),
+        moved AS (
+            UPDATE spool.jobs j
+               SET state = 'enqueued', seq = nextval('spool.job_seq'), run_at = v_now,
+                   payload = j.payload || jsonb_build_object('enqueued_at', spool.ts(v_now))
+              FROM due WHERE j.jid = due.jid
+            RETURNING j.queue)
+        SELECT queue, count(*) FROM moved GROUP BY queue
+    LOOP
+        PERFORM pg_notify('spool_push', v_q);
+        v_total := v_total + v_n;
+    END LOOP;
+    RETURN v_total;
+END
+$$;
+
+-- The dead set is bounded: jobs dead longer than p_ttl go, then the oldest
+-- beyond p_max (0 = no cap). Returns the number deleted.
+CREATE FUNCTION spool.prune_dead(p_ttl interval, p_max bigint) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer;
+    v_m integer := 0;
+BEGIN
+    DELETE FROM spool.jobs WHERE state = 'dead' AND run_at < clock_timestamp() - p_ttl;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF p_max > 0 THEN
+        DELETE FROM spool.jobs WHERE jid IN (
+            SELECT jid FROM spool.jobs WHERE state = 'dead'
+             ORDER BY run_at DESC OFFSET p_max);
+        GET DIAGNOSTICS v_m = ROW_COUNT;
+    END IF;
+    RETURN v_n + v_m;
+END
+$$;
+
+-- What INFO and the API report: queue sizes, set sizes, totals, paused queues.
+CREATE FUNCTION spool.info() RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'queues', (SELECT coalesce(jsonb_object_agg(queue, n), '{}'::jsonb)
+                     FROM (SELECT queue, count(*) AS n FROM spool.jobs
+                            WHERE state = 'enqueued' GROUP BY queue) q),
+        'scheduled', (SELECT count(*) FROM spool.jobs WHERE state = 'scheduled'),
+        'retries', (SELECT count(*) FROM spool.jobs WHERE state = 'retry'),
+        'dead', (SELECT count(*) FROM spool.jobs WHERE state = 'dead'),
+        'working', (SELECT count(*) FROM spool.jobs WHERE state = 'working'),
+        'processed', (SELECT coalesce(sum(processed), 0) FROM spool.stats),
+        'failed', (SELECT coalesce(sum(failed), 0) FROM spool.stats),
+        'paused', (SELECT coalesce(jsonb_agg(name ORDER BY name), '[]'::jsonb)
+                     FROM spool.queues WHERE paused))
+$$;
+
+-- PUSHB: pushes each job of a JSON array on its own (one failing job does
+-- not undo the others) and returns the refused ones with their error.
+CREATE FUNCTION spool.push_each(p_jobs jsonb) RETURNS TABLE (pushed_jid text, error text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_job jsonb;
+BEGIN
+    FOR v_job IN SELECT value FROM jsonb_array_elements(p_jobs) LOOP
+        BEGIN
+            PERFORM spool.push(v_job);
+        EXCEPTION WHEN others THEN
+            pushed_jid := v_job ->> 'jid';
+            error := SQLERRM;
+            RETURN NEXT;
+        END;
+    END LOOP;
+END
+$$;
+
+-- QUEUE PAUSE / RESUME: "*" names every queue known (holding jobs or listed).
+CREATE FUNCTION spool.queue_pause(p_names text[], p_paused boolean) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO spool.queues AS q (name, paused)
+    SELECT n, p_paused FROM (
+        SELECT unnest(p_names) AS n WHERE NOT '*' = ANY (p_names)
+        UNION SELECT DISTINCT queue FROM spool.jobs WHERE '*' = ANY (p_names)
+        UNION SELECT name FROM spool.queues WHERE '*' = ANY (p_names)) names
+    ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
+$$;
+
+-- QUEUE REMOVE: drops the queues' waiting jobs ("*": every queue).
+CREATE FUNCTION spool.queue_remove(p_names text[]) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer;
+BEGIN
+    DELETE FROM spool.jobs
+     WHERE state = 'enqueued' AND (queue = ANY (p_names) OR '*' = ANY (p_names));
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    DELETE FROM spool.queues WHERE name = ANY (p_names) OR '*' = ANY (p_names);
+    RETURN v_n;
+END
+$$;
+
+-- QUEUE LATENCY: seconds the oldest waiting job of each queue has waited (0 when empty).
+CREATE FUNCTION spool.queue_latency(p_names text[]) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_object_agg(n, coalesce(
+        (SELECT extract(epoch FROM clock_timestamp() - min(run_at))::float8
+           FROM spool.jobs WHERE state = 'enqueued' AND queue = n), 0)), '{}'::jsonb)
+      FROM (SELECT DISTINCT unnest(p_names) AS n) names
+$$;
