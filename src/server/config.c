@@ -65,7 +65,7 @@ static const char usage[] =
     "                              the same database (default: the data directory's\n"
     "                              journal); also SPOOL_STORE\n"
     "      --pg-pool N             connections to PostgreSQL running queries\n"
-    "                              (default 8)\n"
+    "                              (default 4)\n"
     "      --check                 verify the data directory, print a summary, exit\n"
     "      --repair                with --check: cut a corrupt journal at the\n"
     "                              first bad record (what follows is lost)\n"
@@ -260,7 +260,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
     cfg->fsync = FSYNC_ALWAYS;
     cfg->snapshot_every = 64u << 20;
     cfg->segment_max = 64u << 20;
-    cfg->pg_pool = 8;
+    cfg->pg_pool = 4;
 
     size_t n;
     int c;

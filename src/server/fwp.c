@@ -541,7 +541,7 @@ static void cmd_ack(struct conn *c, char *arg, size_t len)
         return;
     }
     if (srv->pgsrv) {
-        pg_begin(c, pgsrv_ack(srv->pgsrv, &jid, 1, on_pg_ok, c));
+        pg_begin(c, pgsrv_ack_one(srv->pgsrv, jid, on_pg_ok, c));
         cJSON_Delete(o);
         return;
     }

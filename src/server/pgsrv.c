@@ -31,7 +31,21 @@
 /* The leader lock: one maintenance runner per database. */
 #define LEADER_KEY INT64_C(7419007420002)
 
-enum op_kind { OP_PLAIN, OP_PUSH, OP_PUSHB, OP_FETCH, OP_FAIL_READ, OP_FAIL_WRITE, OP_INFO };
+enum op_kind {
+    OP_PLAIN, OP_PUSH, OP_PUSHB, OP_FETCH, OP_FAIL_READ, OP_FAIL_WRITE, OP_INFO,
+    OP_PUSH_GROUP, OP_ACK_GROUP, /* coalesced PUSHes / ACKs: one statement, several callers */
+};
+
+/*
+ * Operations held back while every pool session was busy; the next idle
+ * session runs them all as one statement (one commit), so under load many
+ * PUSHes or ACKs share a WAL flush, as the journal's group commit does.
+ */
+struct group {
+    struct pgop **ops;
+    size_t n, cap;
+    struct sbuf args; /* PUSH: JSON array elements; ACK: text[] elements */
+};
 
 struct pgop {
     struct pgsrv *p;
@@ -40,6 +54,8 @@ struct pgop {
     void *arg;
     char *jid;                          /* FAIL */
     char *errtype, *message, *backtrace; /* FAIL */
+    struct pgop **members;              /* OP_*_GROUP: the callers served */
+    size_t nmembers;
 };
 
 struct pgsrv {
@@ -50,6 +66,7 @@ struct pgsrv {
     int64_t last_prune_ns;
     uint32_t rand;
     int maint_pending; /* statements of the current maintenance pass still running */
+    struct group pushes, acks;
 };
 
 static uint32_t next_rand(struct pgsrv *p)
@@ -70,6 +87,7 @@ static struct pgop *op_new(struct pgsrv *p, enum op_kind kind, pgsrv_done_fn don
 
 static void op_free(struct pgop *op)
 {
+    free(op->members);
     free(op->jid);
     free(op->errtype);
     free(op->message);
@@ -255,10 +273,41 @@ static void plain_done(struct pgop *op, PGresult *res, const char *err)
     }
 }
 
+/* A coalesced statement finished: each member gets its own answer. */
+static void group_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    int is_ok = result_ok(res);
+    if (!is_ok)
+        result_error(res, err, msg, sizeof msg);
+    int *rcs = xcalloc(op->nmembers, sizeof *rcs);
+    char **msgs = xcalloc(op->nmembers, sizeof *msgs);
+    for (int i = 0; is_ok && op->kind == OP_PUSH_GROUP && i < PQntuples(res); i++) {
+        long long pos = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+        if (pos < 1 || (size_t)pos > op->nmembers)
+            continue;
+        rcs[pos - 1] = strcmp(PQgetvalue(res, i, 2), "23505") == 0 ? PUSH_JID_IN_USE : -1;
+        free(msgs[pos - 1]);
+        msgs[pos - 1] = xstrdup(PQgetvalue(res, i, 3));
+    }
+    for (size_t i = 0; i < op->nmembers; i++) {
+        if (!is_ok)
+            op_finish(op->members[i], -1, msg, NULL, 0);
+        else
+            op_finish(op->members[i], rcs[i], msgs[i], NULL, 0);
+        free(msgs[i]);
+    }
+    free(rcs);
+    free(msgs);
+    op_free(op);
+}
+
 static void on_done(void *arg, PGresult *res, const char *err)
 {
     struct pgop *op = arg;
     switch (op->kind) {
+    case OP_PUSH_GROUP:
+    case OP_ACK_GROUP: group_done(op, res, err); break;
     case OP_PUSH: push_done(op, res, err); break;
     case OP_PUSHB: pushb_done(op, res, err); break;
     case OP_FETCH: fetch_done(op, res, err); break;
@@ -271,15 +320,53 @@ static void on_done(void *arg, PGresult *res, const char *err)
 
 /* ---- operations ---- */
 
+static void group_add(struct group *g, struct pgop *op)
+{
+    if (g->n == g->cap) {
+        g->cap = g->cap ? 2 * g->cap : 64;
+        g->ops = xrealloc(g->ops, g->cap * sizeof *g->ops);
+    }
+    g->ops[g->n++] = op;
+}
+
+/* Sends the held PUSHes (then ACKs) as one statement each; called when a session is idle. */
+static void on_idle(void *arg)
+{
+    struct pgsrv *p = arg;
+    struct group *g = p->pushes.n ? &p->pushes : p->acks.n ? &p->acks : NULL;
+    if (!g)
+        return;
+    int is_push = g == &p->pushes;
+    struct pgop *op = op_new(p, is_push ? OP_PUSH_GROUP : OP_ACK_GROUP, NULL, NULL);
+    op->members = g->ops;
+    op->nmembers = g->n;
+    sbuf_add(&g->args, is_push ? "]" : "}", 1);
+    const char *params[1] = {g->args.buf};
+    run(op, is_push ? "SELECT pos, pushed_jid, error_code, error FROM spool.push_each($1::jsonb)"
+                    : "SELECT spool.ack($1::text[])",
+        1, params);
+    sbuf_release(&g->args);
+    memset(g, 0, sizeof *g);
+}
+
 struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, void *arg)
 {
-    struct sbuf b;
-    sbuf_init(&b);
-    job_render(job, &b);
+    struct pgop *op = op_new(p, OP_PUSH, done, arg);
+    if (pg_has_idle(p->pg) && !p->pushes.n) {
+        struct sbuf b;
+        sbuf_init(&b);
+        job_render(job, &b);
+        job_free(job);
+        const char *params[1] = {b.buf};
+        run(op, "SELECT spool.push($1::jsonb)", 1, params);
+        sbuf_release(&b);
+        return op;
+    }
+    struct group *g = &p->pushes;
+    sbuf_add(&g->args, g->n ? "," : "[", 1);
+    job_render(job, &g->args);
     job_free(job);
-    const char *params[1] = {b.buf};
-    struct pgop *op = run(op_new(p, OP_PUSH, done, arg), "SELECT spool.push($1::jsonb)", 1, params);
-    sbuf_release(&b);
+    group_add(g, op);
     return op;
 }
 
@@ -318,6 +405,24 @@ struct pgop *pgsrv_fetch(struct pgsrv *p, const char *const *queues, int n, cons
                           3, params);
     sbuf_release(&b);
     return op;
+}
+
+struct pgop *pgsrv_ack_one(struct pgsrv *p, const char *jid, pgsrv_done_fn done, void *arg)
+{
+    if (!pg_has_idle(p->pg) || p->acks.n) { /* held for the next idle session */
+        const char *const *jids = &jid;
+        struct pgop *op = op_new(p, OP_PLAIN, done, arg);
+        struct group *g = &p->acks;
+        sbuf_add(&g->args, g->n ? "," : "{", 1);
+        struct sbuf one;
+        sbuf_init(&one);
+        array_literal(&one, jids, 1);
+        sbuf_add(&g->args, one.buf + 1, one.len - 2); /* the element, without the braces */
+        sbuf_release(&one);
+        group_add(g, op);
+        return op;
+    }
+    return pgsrv_ack(p, &jid, 1, done, arg);
 }
 
 struct pgop *pgsrv_ack(struct pgsrv *p, const char *const *jids, size_t n, pgsrv_done_fn done, void *arg)
@@ -528,6 +633,7 @@ int pgsrv_init(struct server *srv)
         .on_notify = on_notify,
         .leader_key = LEADER_KEY,
         .on_leader = on_leader,
+        .on_idle = on_idle,
         .arg = p,
     };
     p->pg = pg_new(srv->base, &opt, err, sizeof err);
@@ -554,6 +660,13 @@ void pgsrv_free(struct pgsrv *p)
         return;
     if (p->maint_ev)
         event_free(p->maint_ev);
+    struct group *groups[2] = {&p->pushes, &p->acks};
+    for (int k = 0; k < 2; k++) { /* held, never sent: their callers are gone by now */
+        for (size_t i = 0; i < groups[k]->n; i++)
+            op_finish(groups[k]->ops[i], -1, "spoold is stopping", NULL, 0);
+        free(groups[k]->ops);
+        sbuf_release(&groups[k]->args);
+    }
     pg_free(p->pg);
     free(p);
 }

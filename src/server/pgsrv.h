@@ -40,7 +40,10 @@ typedef void (*pgsrv_done_fn)(void *arg, int rc, const char *msg, const char *ou
 /* The caller is gone: its callback will not run (the operation itself may still commit). */
 void pgsrv_cancel(struct pgop *op);
 
-/* Stores one validated job (taken). */
+/*
+ * Stores one validated job (taken). While every session is busy, pushes are
+ * held and sent together as one statement (each still answered on its own).
+ */
 struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, void *arg);
 
 /*
@@ -59,7 +62,13 @@ struct pgop *pgsrv_push_many(struct pgsrv *p, struct job **jobs, size_t n, pgsrv
 struct pgop *pgsrv_fetch(struct pgsrv *p, const char *const *queues, int n, const char *wid, int max,
                          pgsrv_done_fn done, void *arg);
 
-/* Acknowledges jobs; a jid not reserved is not an error. */
+/*
+ * Acknowledges one job; while every session is busy, ACKs are held and sent
+ * together as one statement.
+ */
+struct pgop *pgsrv_ack_one(struct pgsrv *p, const char *jid, pgsrv_done_fn done, void *arg);
+
+/* Acknowledges jobs; a jid not reserved is not an error. out: how many were reserved. */
 struct pgop *pgsrv_ack(struct pgsrv *p, const char *const *jids, size_t n, pgsrv_done_fn done,
                        void *arg);
 

@@ -261,7 +261,11 @@ static void sess_io(evutil_socket_t fd, short what, void *arg)
 static void sess_start_next(struct sess *s)
 {
     struct pg *pg = s->pg;
-    if (s->kind != SESS_POOL || s->state != SESS_IDLE || !pg->head)
+    if (s->kind != SESS_POOL || s->state != SESS_IDLE)
+        return;
+    if (!pg->head && pg->opt.on_idle)
+        pg->opt.on_idle(pg->opt.arg); /* may queue coalesced work */
+    if (s->state != SESS_IDLE || !pg->head)
         return;
     struct pg_req *r = pg->head;
     pg->head = r->next;
@@ -472,6 +476,14 @@ struct pg_req *pg_query(struct pg *pg, const char *sql, int nparams, const char 
 void pg_req_detach(struct pg_req *req)
 {
     req->fn = NULL;
+}
+
+int pg_has_idle(const struct pg *pg)
+{
+    for (int i = 0; i < pg->npool; i++)
+        if (pg->pool[i].state == SESS_IDLE)
+            return 1;
+    return 0;
 }
 
 int pg_is_leader(const struct pg *pg)

@@ -50,7 +50,12 @@ struct pg_options {
     pg_notify_fn on_notify;
     int64_t leader_key;       /* advisory lock key; with on_leader NULL, no leader session */
     pg_leader_fn on_leader;
-    void *arg;                /* passed to on_notify and on_leader */
+    /*
+     * A pool session has nothing to run: the caller may pg_query() work it
+     * held back (statements coalesced while every session was busy).
+     */
+    void (*on_idle)(void *arg);
+    void *arg;                /* passed to on_notify, on_leader and on_idle */
 };
 
 /*
@@ -83,6 +88,9 @@ struct pg_req *pg_query(struct pg *pg, const char *sql, int nparams, const char 
  * server) but fn will not be called.
  */
 void pg_req_detach(struct pg_req *req);
+
+/* Whether a pool session is idle: a query sent now starts at once. */
+int pg_has_idle(const struct pg *pg);
 
 /* Whether this process holds the leader lock now. */
 int pg_is_leader(const struct pg *pg);

@@ -60,6 +60,9 @@ int pg_schema_migrate(struct pg *pg, char *err, size_t errlen)
         if (rc != 0) {
             char ignored[64];
             pg_exec_sync(pg, "ROLLBACK", ignored, sizeof ignored);
+            for (char *c = merr; *c; c++) /* one log line */
+                if (*c == '\n' || *c == '"')
+                    *c = ' ';
             snprintf(err, errlen, "migration %s failed: %s", m->name, merr);
             goto done;
         }

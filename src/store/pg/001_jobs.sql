@@ -33,6 +33,9 @@ CREATE INDEX jobs_fifo ON spool.jobs (queue, seq) WHERE state = 'enqueued';
 CREATE INDEX jobs_due ON spool.jobs (run_at) WHERE state IN ('scheduled', 'retry');
 CREATE INDEX jobs_reserved ON spool.jobs (reserved_until) WHERE state = 'working';
 CREATE INDEX jobs_dead ON spool.jobs (run_at) WHERE state = 'dead';
+-- Expiring jobs are few: FETCH finds the lapsed ones without reading the queue.
+CREATE INDEX jobs_expiring ON spool.jobs (queue, expires_at)
+    WHERE state = 'enqueued' AND expires_at IS NOT NULL;
 
 CREATE TABLE spool.queues (
     name   text PRIMARY KEY,
@@ -184,13 +187,18 @@ DECLARE
     v_left integer := p_max;
     v_got  integer;
 BEGIN
+    -- A claim need not wait for its WAL flush: were PostgreSQL to crash before
+    -- it reached disk, the job would simply be waiting in its queue again
+    -- (at least once, as with a worker that dies holding it).
+    PERFORM set_config('synchronous_commit', 'off', true);
     FOREACH v_q IN ARRAY p_queues LOOP
         EXIT WHEN v_left <= 0;
         CONTINUE WHEN EXISTS (SELECT 1 FROM spool.queues WHERE name = v_q AND paused);
         DELETE FROM spool.jobs j
          WHERE j.jid IN (SELECT c.jid FROM spool.jobs c
-                          WHERE c.state = 'enqueued' AND c.queue = v_q AND c.expires_at <= v_now
-                          ORDER BY c.seq LIMIT 100 FOR UPDATE SKIP LOCKED);
+                          WHERE c.state = 'enqueued' AND c.expires_at IS NOT NULL
+                            AND c.queue = v_q AND c.expires_at <= v_now
+                          LIMIT 100 FOR UPDATE SKIP LOCKED);
         RETURN QUERY
         UPDATE spool.jobs j
            SET state = 'working', reserved_by = p_wid,
@@ -317,18 +325,24 @@ LANGUAGE sql STABLE AS $$
                      FROM spool.queues WHERE paused))
 $$;
 
--- PUSHB: pushes each job of a JSON array on its own (one failing job does
--- not undo the others) and returns the refused ones with their error.
-CREATE FUNCTION spool.push_each(p_jobs jsonb) RETURNS TABLE (pushed_jid text, error text)
+-- PUSHB (and concurrent PUSHes that spoold coalesces into one statement):
+-- pushes each job of a JSON array on its own, one failing job undoing none
+-- of the others, and returns the refused ones: their position in the array
+-- (from 1), jid, SQLSTATE and message.
+CREATE FUNCTION spool.push_each(p_jobs jsonb)
+RETURNS TABLE (pos bigint, pushed_jid text, error_code text, error text)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_job jsonb;
+    v_pos bigint;
 BEGIN
-    FOR v_job IN SELECT value FROM jsonb_array_elements(p_jobs) LOOP
+    FOR v_job, v_pos IN SELECT value, ordinality FROM jsonb_array_elements(p_jobs) WITH ORDINALITY LOOP
         BEGIN
             PERFORM spool.push(v_job);
         EXCEPTION WHEN others THEN
+            pos := v_pos;
             pushed_jid := v_job ->> 'jid';
+            error_code := SQLSTATE;
             error := SQLERRM;
             RETURN NEXT;
         END;
