@@ -658,8 +658,6 @@ void pgsrv_free(struct pgsrv *p)
 {
     if (!p)
         return;
-    if (p->maint_ev)
-        event_free(p->maint_ev);
     struct group *groups[2] = {&p->pushes, &p->acks};
     for (int k = 0; k < 2; k++) { /* held, never sent: their callers are gone by now */
         for (size_t i = 0; i < groups[k]->n; i++)
@@ -667,6 +665,8 @@ void pgsrv_free(struct pgsrv *p)
         free(groups[k]->ops);
         sbuf_release(&groups[k]->args);
     }
-    pg_free(p->pg);
+    pg_free(p->pg); /* before the timer: a finishing maintenance step may re-arm it */
+    if (p->maint_ev)
+        event_free(p->maint_ev);
     free(p);
 }

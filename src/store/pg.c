@@ -53,6 +53,7 @@ struct pg {
     struct sess listen, leader;
     struct pg_req *head, *tail; /* waiting for a pool session */
     size_t nqueued;
+    int is_closing;
 };
 
 static void sess_io(evutil_socket_t fd, short what, void *arg);
@@ -403,16 +404,29 @@ void pg_free(struct pg *pg)
 {
     if (!pg)
         return;
+    /* Every caller hears about its query once, even now: their state is freed that way. */
+    pg->is_closing = 1;
+    struct sess *all[] = {&pg->listen, &pg->leader};
+    for (int i = 0; i < pg->npool + 2; i++) {
+        struct sess *s = i < pg->npool ? &pg->pool[i] : all[i - pg->npool];
+        struct pg_req *r = s->req;
+        s->req = NULL;
+        if (r && r->is_internal)
+            req_free(r);
+        else if (r)
+            req_finish(r, NULL, "spoold is stopping");
+    }
+    while (pg->head) {
+        struct pg_req *r = pg->head;
+        pg->head = r->next;
+        req_finish(r, NULL, "spoold is stopping");
+    }
+    pg->tail = NULL;
     for (int i = 0; i < pg->npool; i++)
         sess_release(&pg->pool[i]);
     free(pg->pool);
     sess_release(&pg->listen);
     sess_release(&pg->leader);
-    while (pg->head) {
-        struct pg_req *r = pg->head;
-        pg->head = r->next;
-        req_free(r);
-    }
     free(pg->url);
     free(pg->channel);
     free(pg);
@@ -462,6 +476,10 @@ struct pg_req *pg_query(struct pg *pg, const char *sql, int nparams, const char 
                         pg_done_fn fn, void *arg)
 {
     struct pg_req *r = req_new(sql, nparams, params, fn, arg);
+    if (pg->is_closing) { /* a callback asked for more while the pool closes */
+        req_finish(r, NULL, "spoold is stopping");
+        return NULL;
+    }
     if (pg->tail)
         pg->tail->next = r;
     else

@@ -63,6 +63,7 @@ struct pg_options {
  * Returns the pool, or NULL with a message in err.
  */
 struct pg *pg_new(struct event_base *base, const struct pg_options *opt, char *err, size_t errlen);
+/* Closes every session; queries not yet answered get their callback with err first. */
 void pg_free(struct pg *pg);
 
 /*
@@ -78,7 +79,8 @@ int pg_exec_value_sync(struct pg *pg, const char *sql, char *out, size_t outlen,
 /*
  * Queues one statement with text parameters (copied: the caller's strings
  * may go once this returns); fn(arg, ...) runs when it completes. Returns a
- * handle for pg_req_detach, valid until fn has run.
+ * handle for pg_req_detach, valid until fn has run; NULL once pg_free has
+ * begun (fn has then already run, with err).
  */
 struct pg_req *pg_query(struct pg *pg, const char *sql, int nparams, const char *const *params,
                         pg_done_fn fn, void *arg);
