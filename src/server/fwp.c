@@ -255,6 +255,7 @@ static void on_pg_fetched(void *arg, int rc, const char *msg, const char *out, s
 {
     struct conn *c = arg;
     c->pgop = NULL;
+    c->pgw.is_claiming = 0;
     if (rc != 0) {
         conn_reply_err(c, "%s", msg);
     } else if (outlen > 0 && c->pg_fetch_max == 0) { /* FETCH: one job */
@@ -277,8 +278,10 @@ static void on_pg_fetched(void *arg, int rc, const char *msg, const char *out, s
         sbuf_release(&b);
     } else if (c->is_pg_deadline) {
         conn_reply_str(c, "$-1\r\n");
-    } else { /* nothing yet: wait for a push (NOTIFY) or the deadline */
-        pgsrv_wait(c->srv->pgsrv, &c->pgw);
+    } else if (c->pgw.has_missed) { /* a push committed while the claim ran */
+        pg_fetch_again(c);
+        return;
+    } else { /* nothing yet: wait (still listed) for a push's NOTIFY or the deadline */
         return;
     }
     pg_fetch_finish(c);
@@ -289,6 +292,8 @@ static void pg_fetch_again(struct conn *c)
     int n = 0;
     while (c->pg_queues[n])
         n++;
+    c->pgw.is_claiming = 1;
+    c->pgw.has_missed = 0;
     c->pgop = pgsrv_fetch(c->srv->pgsrv, (const char *const *)c->pg_queues, n, c->wid,
                           c->pg_fetch_max ? c->pg_fetch_max : 1, on_pg_fetched, c);
 }
@@ -314,6 +319,7 @@ static void pg_fetch_start(struct conn *c, const char *const *queues, int n, int
     c->pgw.queues = (const char *const *)c->pg_queues;
     c->pgw.nqueues = n;
     c->pgw.wake = on_pg_wake;
+    pgsrv_wait(c->srv->pgsrv, &c->pgw);
     struct timeval tv = {FWP_FETCH_BLOCK_S, 0};
     evtimer_add(c->fetch_timer, &tv);
     c->is_blocked = 1;

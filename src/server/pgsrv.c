@@ -530,8 +530,10 @@ static void on_notify(void *arg, const char *queue)
         next = w->next;
         for (int i = 0; i < w->nqueues; i++)
             if (strcmp(w->queues[i], queue) == 0) {
-                pgsrv_unwait(p, w);
-                w->wake(w);
+                if (w->is_claiming)
+                    w->has_missed = 1;
+                else
+                    w->wake(w);
                 break;
             }
     }

@@ -88,16 +88,20 @@ struct pgop *pgsrv_exec(struct pgsrv *p, const char *sql, int nparams, const cha
                         pgsrv_done_fn done, void *arg);
 
 /*
- * Blocked fetchers. A waiter is told (fn) when a push or a promotion may
- * have filled one of its queues; it then fetches again. The queue strings
- * must outlive the wait.
+ * Blocked fetchers. A waiter stays listed for its whole FETCH, claims
+ * included. A notification naming one of its queues calls wake() when it is
+ * not claiming; while a claim runs, it sets has_missed instead: that push
+ * may have committed after the claim's snapshot, so an empty claim must be
+ * tried again rather than wait. The queue strings must outlive the wait.
  */
 struct pgwaiter {
     struct pgwaiter *prev, *next;
     const char *const *queues;
     int nqueues;
     void (*wake)(struct pgwaiter *w);
-    int is_waiting;
+    int is_waiting;  /* listed */
+    int is_claiming; /* a claim statement is running for it */
+    int has_missed;  /* a matching notification came while claiming */
 };
 void pgsrv_wait(struct pgsrv *p, struct pgwaiter *w);
 void pgsrv_unwait(struct pgsrv *p, struct pgwaiter *w);
