@@ -529,7 +529,7 @@ static void on_notify(void *arg, const char *queue)
     for (struct pgwaiter *w = p->waiters, *next; w; w = next) {
         next = w->next;
         for (int i = 0; i < w->nqueues; i++)
-            if (strcmp(w->queues[i], queue) == 0) {
+            if (!queue || strcmp(w->queues[i], queue) == 0) {
                 if (w->is_claiming)
                     w->has_missed = 1;
                 else

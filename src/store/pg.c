@@ -54,6 +54,7 @@ struct pg {
     struct pg_req *head, *tail; /* waiting for a pool session */
     size_t nqueued;
     int is_closing;
+    int is_started; /* pg_new has returned: a listener coming up again is a reconnection */
 };
 
 static void sess_io(evutil_socket_t fd, short what, void *arg);
@@ -120,7 +121,12 @@ static void leader_set(struct sess *s, int is_leader)
 /* The session broke: fail its query, drop the connection, retry later. */
 static void sess_down(struct sess *s, const char *why)
 {
-    struct pg *pg = s->pg;
+    char one_line[300]; /* libpq's messages end in (and may hold) newlines */
+    snprintf(one_line, sizeof one_line, "%s", why);
+    for (char *c = one_line; *c; c++)
+        if (*c == '\n' || *c == '\r' || *c == '"')
+            *c = ' ';
+    why = one_line;
     log_warn("msg=\"PostgreSQL connection lost\" session=%s error=\"%s\"", sess_name(s), why);
     if (s->ev) {
         event_free(s->ev);
@@ -146,14 +152,13 @@ static void sess_down(struct sess *s, const char *why)
     struct timeval tv = {s->retry_ms / 1000, (s->retry_ms % 1000) * 1000};
     evtimer_add(s->timer, &tv);
     if (r) {
-        char msg[300];
+        char msg[340];
         snprintf(msg, sizeof msg, "PostgreSQL connection lost: %s", why);
         if (r->is_internal)
             req_free(r);
         else
             req_finish(r, NULL, msg);
     }
-    (void)pg;
 }
 
 static void sess_send(struct sess *s, struct pg_req *r)
@@ -297,6 +302,10 @@ static void sess_ready(struct sess *s)
         snprintf(sql, sizeof sql, "LISTEN %s", ch ? ch : "spool_push");
         PQfreemem(ch);
         sess_internal(s, sql);
+        /* Notifications sent while this session was down are lost: whoever waits
+         * for one looks again (with NULL: every channel payload). */
+        if (s->pg->is_started && s->pg->opt.on_notify)
+            s->pg->opt.on_notify(s->pg->opt.arg, NULL);
     } else if (s->kind == SESS_LEADER) {
         struct timeval tv = {0, 0};
         evtimer_add(s->timer, &tv);
@@ -394,6 +403,7 @@ struct pg *pg_new(struct event_base *base, const struct pg_options *opt, char *e
         goto fail;
     if (opt->on_leader && sess_open(pg, &pg->leader, SESS_LEADER, err, errlen) != 0)
         goto fail;
+    pg->is_started = 1;
     return pg;
 fail:
     pg_free(pg);

@@ -37,7 +37,10 @@ struct pg_req;
  */
 typedef void (*pg_done_fn)(void *arg, PGresult *res, const char *err);
 
-/* A notification on the listened channel, with its payload. */
+/*
+ * A notification on the listened channel, with its payload; NULL after the
+ * listening session reconnected (notifications may have been missed).
+ */
 typedef void (*pg_notify_fn)(void *arg, const char *payload);
 
 /* Leadership was taken (is_leader 1) or lost (0). */
