@@ -1,6 +1,5 @@
 #include "engine/engine.h"
 
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -953,26 +952,10 @@ double engine_queue_latency(struct engine *e, const char *name, int64_t now_ns)
 
 /* ---- listing ---- */
 
-/* Faktory's filter rules: jids alone if given, else a glob over the JSON (and jobtype), else jobtype. */
 static int job_matches(struct engine *e, const struct job *job, const struct mutate_filter *f)
 {
-    int hit = 1;
-    if (f && f->n_jids > 0) {
-        hit = 0;
-        for (int i = 0; i < f->n_jids && !hit; i++)
-            hit = strcmp(f->jids[i], job->jid) == 0;
-    } else if (f && f->glob && *f->glob) {
-        sbuf_reset(&e->scratch);
-        job_render(job, &e->scratch);
-        hit = fnmatch(f->glob, e->scratch.buf, 0) == 0;
-        if (hit && f->jobtype && *f->jobtype)
-            hit = strcmp(job->jobtype, f->jobtype) == 0;
-    } else if (f && f->jobtype && *f->jobtype) {
-        hit = strcmp(job->jobtype, f->jobtype) == 0;
-    }
-    return hit;
+    return job_filter_match(job, f, &e->scratch);
 }
-
 
 struct list_scan {
     struct engine *e;

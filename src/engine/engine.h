@@ -280,12 +280,6 @@ struct queue *engine_queue(struct engine *e, const char *name);
 enum mutate_cmd { MUTATE_CLEAR, MUTATE_KILL, MUTATE_DISCARD, MUTATE_REQUEUE };
 enum mutate_target { TARGET_SCHEDULED, TARGET_RETRIES, TARGET_DEAD };
 
-struct mutate_filter {
-    const char *const *jids; /* exact jids; when n_jids > 0 this alone is used */
-    int n_jids;
-    const char *glob;        /* fnmatch pattern over the job's JSON, or NULL */
-    const char *jobtype;     /* exact jobtype, or NULL */
-};
 
 /* Applies cmd to the matching jobs of target; returns how many were changed. */
 size_t engine_mutate(struct engine *e, enum mutate_cmd cmd, enum mutate_target target,

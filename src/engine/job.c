@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -633,6 +634,25 @@ void job_record_failure(struct job *job, const char *errtype, const char *messag
     f->message = cleanse(message, JOB_MESSAGE_MAX);
     f->backtrace = backtrace_json ? xstrdup(backtrace_json) : NULL;
     f->next_at_ns = 0;
+}
+
+int job_filter_match(const struct job *job, const struct mutate_filter *f, struct sbuf *scratch)
+{
+    int hit = 1;
+    if (f && f->n_jids > 0) {
+        hit = 0;
+        for (int i = 0; i < f->n_jids && !hit; i++)
+            hit = strcmp(f->jids[i], job->jid) == 0;
+    } else if (f && f->glob && *f->glob) {
+        sbuf_reset(scratch);
+        job_render(job, scratch);
+        hit = fnmatch(f->glob, scratch->buf, 0) == 0;
+        if (hit && f->jobtype && *f->jobtype)
+            hit = strcmp(job->jobtype, f->jobtype) == 0;
+    } else if (f && f->jobtype && *f->jobtype) {
+        hit = strcmp(job->jobtype, f->jobtype) == 0;
+    }
+    return hit;
 }
 
 enum job_fail_outcome job_fail(struct job *job, const char *errtype, const char *message,

@@ -175,6 +175,21 @@ void job_record_failure(struct job *job, const char *errtype, const char *messag
 /* Appends the job's JSON (as FETCH returns it) to out. */
 void job_render(const struct job *job, struct sbuf *out);
 
+/* Which jobs MUTATE, JOBS and the API's set actions pick (Faktory's filter rules). */
+struct mutate_filter {
+    const char *const *jids; /* exact jids; when n_jids > 0 this alone is used */
+    int n_jids;
+    const char *glob;        /* fnmatch pattern over the job's JSON, or NULL */
+    const char *jobtype;     /* exact jobtype, or NULL */
+};
+
+/*
+ * Whether job matches f (NULL matches all): the jids alone if given, else
+ * the glob over the job as job_render writes it (and the jobtype), else the
+ * jobtype. scratch is a buffer for the rendering.
+ */
+int job_filter_match(const struct job *job, const struct mutate_filter *f, struct sbuf *scratch);
+
 /* Where a failed job goes next (the policy every backend applies). */
 enum job_fail_outcome {
     JOB_FAIL_RETRY,   /* retried at job->failure->next_at_ns */

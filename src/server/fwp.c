@@ -1017,6 +1017,13 @@ static void cmd_mutate(struct conn *c, char *arg, size_t len)
         conn_reply_err(c, "invalid JSON: %s", bad);
         return;
     }
+    if (srv->pgsrv) {
+        static const char *const states[] = {"scheduled", "retry", "dead"};
+        pg_begin(c, pgsrv_mutate(srv->pgsrv, cmd, states[tgt], &f, on_pg_ok, c));
+        free((void *)f.jids);
+        cJSON_Delete(o);
+        return;
+    }
     size_t changed = engine_mutate(srv->engine, op, tgt, &f, server_now());
     free((void *)f.jids);
     cJSON_Delete(o);
@@ -1085,6 +1092,14 @@ static void cmd_jobs(struct conn *c, char *arg, size_t len)
     size_t limit = !lim ? JOBS_DEFAULT_LIMIT
                    : lim->valuedouble > JOBS_MAX_LIMIT ? JOBS_MAX_LIMIT
                                                        : (size_t)lim->valuedouble;
+    if (srv->pgsrv) {
+        static const char *const states[] = {"scheduled", "retry", "dead", "working", "enqueued"};
+        pg_begin(c, pgsrv_list(srv->pgsrv, states[t], t == LIST_QUEUE ? queue : NULL, &f, offset, limit,
+                               t != LIST_QUEUE, on_pg_bulk, c));
+        free((void *)f.jids);
+        cJSON_Delete(o);
+        return;
+    }
     struct jobs_page p = {.has_score = t != LIST_QUEUE};
     sbuf_init(&p.out);
     sbuf_adds(&p.out, "{\"jobs\":[");
@@ -1140,6 +1155,10 @@ static void cmd_workers(struct conn *c, char *arg, size_t len)
         }
         free(wids);
         conn_reply_str(c, "+OK\r\n");
+        return;
+    }
+    if (c->srv->pgsrv) {
+        pg_begin(c, pgsrv_workers(c->srv->pgsrv, on_pg_bulk, c));
         return;
     }
     struct sbuf b;
@@ -1395,10 +1414,10 @@ static const struct command commands[] = {
     {"FLUSH", cmd_flush, NULL, 1, 1},
     {"END", cmd_end, NULL, 0, 1},
     {"QUEUE", cmd_queue, "a subcommand: QUEUE PAUSE|RESUME|REMOVE|LATENCY name...", 1, 1},
-    {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1, 0},
+    {"MUTATE", cmd_mutate, "a JSON object: MUTATE {\"cmd\":\"...\",\"target\":\"...\"}", 1, 1},
     {"BATCH", cmd_batch, "a subcommand: BATCH NEW {...} | OPEN <bid> | COMMIT <bid> | STATUS <bid>", 0, 0},
     {"TRACK", cmd_track, "a subcommand: TRACK GET <jid> | TRACK SET {\"jid\":\"...\",\"percent\":N}", 0, 0},
-    {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0, 0},
+    {"JOBS", cmd_jobs, "a JSON object: JOBS {\"target\":\"retries\",\"offset\":0,\"limit\":50}", 0, 1},
     {"WORKERS", cmd_workers, NULL, 0, 1},
     {"CRON", cmd_cron, NULL, 0, 0},
 };

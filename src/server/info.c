@@ -222,10 +222,16 @@ static int count_busy(struct tset_node *node, void *arg)
 
 void info_render_workers(struct server *srv, struct sbuf *out)
 {
-    struct engine *e = srv->engine;
     struct strmap busy; /* wid -> jobs reserved under it, from one walk of the working set */
     strmap_init(&busy);
-    tset_walk(&e->working, count_busy, &busy);
+    tset_walk(&srv->engine->working, count_busy, &busy);
+    info_render_workers_busy(srv, &busy, out);
+    strmap_release(&busy);
+}
+
+void info_render_workers_busy(struct server *srv, const struct strmap *busy, struct sbuf *out)
+{
+    struct engine *e = srv->engine;
     sbuf_adds(out, "[");
     const char *key;
     void *val;
@@ -242,10 +248,9 @@ void info_render_workers(struct server *srv, struct sbuf *out)
         timefmt_add_json_field(out, "started_at", w->started_at_ns);
         timefmt_add_json_field(out, "last_beat_at", w->last_beat_ns);
         sbuf_addf(out, ",\"rss_kb\":%lld,\"connections\":%d,\"busy\":%zu}", (long long)w->rss_kb,
-                  w->nconns, (size_t)(uintptr_t)strmap_get(&busy, w->wid));
+                  w->nconns, (size_t)(uintptr_t)strmap_get(busy, w->wid));
     }
     sbuf_adds(out, "]");
-    strmap_release(&busy);
 }
 
 void info_render_list_entry(struct sbuf *out, const struct job *job, int with_at)

@@ -22,6 +22,10 @@ void info_render_workers(struct server *srv, struct sbuf *out);
 /* running, quiet or terminate. */
 const char *info_worker_state_name(int state);
 
+/* Same, with the busy counts given (wid -> count as a uintptr_t value): the PostgreSQL store's. */
+struct strmap;
+void info_render_workers_busy(struct server *srv, const struct strmap *busy, struct sbuf *out);
+
 /*
  * The INFO document of the PostgreSQL store, from spool.info()'s counts
  * (queues, scheduled, retries, dead, working, processed, failed, paused).

@@ -14,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/sbuf.h"
+#include "common/strmap.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
 #include "engine/engine.h"
@@ -34,6 +35,8 @@
 enum op_kind {
     OP_PLAIN, OP_PUSH, OP_PUSHB, OP_FETCH, OP_FAIL_READ, OP_FAIL_WRITE, OP_INFO,
     OP_PUSH_GROUP, OP_ACK_GROUP, /* coalesced PUSHes / ACKs: one statement, several callers */
+    OP_LIST, OP_MUTATE_SCAN,      /* a page of a set; MUTATE's glob: candidates first */
+    OP_WORKERS,                   /* this server's workers, busy counts from the database */
 };
 
 /*
@@ -56,6 +59,10 @@ struct pgop {
     char *errtype, *message, *backtrace; /* FAIL */
     struct pgop **members;              /* OP_*_GROUP: the callers served */
     size_t nmembers;
+    char *glob;                         /* OP_LIST, OP_MUTATE_SCAN: filtered here */
+    char *cmd, *state;                  /* OP_MUTATE_SCAN */
+    size_t offset, limit;               /* OP_LIST */
+    int with_at;                        /* OP_LIST */
 };
 
 struct pgsrv {
@@ -88,6 +95,9 @@ static struct pgop *op_new(struct pgsrv *p, enum op_kind kind, pgsrv_done_fn don
 static void op_free(struct pgop *op)
 {
     free(op->members);
+    free(op->glob);
+    free(op->cmd);
+    free(op->state);
     free(op->jid);
     free(op->errtype);
     free(op->message);
@@ -302,12 +312,18 @@ static void group_done(struct pgop *op, PGresult *res, const char *err)
     op_free(op);
 }
 
+static void list_done(struct pgop *op, PGresult *res, const char *err);
+static void workers_done(struct pgop *op, PGresult *res, const char *err);
+
 static void on_done(void *arg, PGresult *res, const char *err)
 {
     struct pgop *op = arg;
     switch (op->kind) {
     case OP_PUSH_GROUP:
     case OP_ACK_GROUP: group_done(op, res, err); break;
+    case OP_LIST:
+    case OP_MUTATE_SCAN: list_done(op, res, err); break;
+    case OP_WORKERS: workers_done(op, res, err); break;
     case OP_PUSH: push_done(op, res, err); break;
     case OP_PUSHB: pushb_done(op, res, err); break;
     case OP_FETCH: fetch_done(op, res, err); break;
@@ -479,8 +495,10 @@ static void apply_failure(struct pgop *op, const char *payload, size_t len, cons
     job_render(job, &b);
     job_free(job);
     op->kind = OP_FAIL_WRITE;
-    const char *params[5] = {op->jid, lease, state, run_at, b.buf};
-    run(op, "SELECT spool.fail($1, $2::bigint, $3, $4::timestamptz, $5::jsonb)", 5, params);
+    char dead_max[32];
+    snprintf(dead_max, sizeof dead_max, "%zu", op->p->srv->cfg.dead_max);
+    const char *params[6] = {op->jid, lease, state, run_at, b.buf, dead_max};
+    run(op, "SELECT spool.fail($1, $2::bigint, $3, $4::timestamptz, $5::jsonb, $6::bigint)", 6, params);
     sbuf_release(&b);
 }
 
@@ -493,6 +511,225 @@ struct pgop *pgsrv_exec(struct pgsrv *p, const char *sql, int nparams, const cha
                         pgsrv_done_fn done, void *arg)
 {
     return run(op_new(p, OP_PLAIN, done, arg), sql, nparams, params);
+}
+
+
+/* ---- listing and MUTATE ---- */
+
+static enum job_state state_of(const char *state)
+{
+    return !strcmp(state, "scheduled") ? JOB_SCHEDULED
+           : !strcmp(state, "retry")   ? JOB_RETRY
+           : !strcmp(state, "dead")    ? JOB_DEAD
+           : !strcmp(state, "working") ? JOB_WORKING
+                                       : JOB_ENQUEUED;
+}
+
+/* A row of spool.list as the engine's job, for the shared filter and rendering. */
+static struct job *row_job(PGresult *res, int i, const char *state)
+{
+    char err[JOB_ERR_MAX];
+    struct job *job;
+    if (job_parse(PQgetvalue(res, i, 1), (size_t)PQgetlength(res, i, 1), server_now(), &job, err) != 0) {
+        log_warn("msg=\"a stored job cannot be read\" error=\"%s\"", err);
+        return NULL;
+    }
+    job->state = state_of(state);
+    job->tnode.score_ns = strtoll(PQgetvalue(res, i, 2), NULL, 10) * 1000;
+    if (job->state == JOB_DEAD) { /* listed, as by the journal store, with when it will be pruned */
+        struct engine_config ec;
+        engine_config_defaults(&ec);
+        job->tnode.score_ns += ec.dead_ttl_ns;
+    }
+    if (job->state == JOB_WORKING) {
+        job->wid = xstrdup(PQgetvalue(res, i, 3));
+        job->reserved_at_ns = strtoll(PQgetvalue(res, i, 4), NULL, 10) * 1000;
+    }
+    return job;
+}
+
+static void mutate_run(struct pgop *op, const char *jids_literal, const char *jobtype);
+
+static void list_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    struct mutate_filter f = {.glob = op->glob};
+    struct sbuf scratch, out, jids;
+    sbuf_init(&scratch);
+    sbuf_init(&out);
+    sbuf_init(&jids);
+    sbuf_adds(&out, "{\"jobs\":[");
+    size_t total = PQntuples(res) ? (size_t)strtoull(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    size_t matched = 0, shown = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (PQgetisnull(res, i, 1))
+            continue;
+        struct job *job = row_job(res, i, op->state);
+        if (!job)
+            continue;
+        if (op->glob && !job_filter_match(job, &f, &scratch)) {
+            job_free(job);
+            continue;
+        }
+        if (op->kind == OP_MUTATE_SCAN) {
+            sbuf_add(&jids, jids.len ? "," : "{", 1);
+            sbuf_add(&jids, "\"", 1);
+            for (const char *c = job->jid; *c; c++) {
+                if (*c == '"' || *c == '\\')
+                    sbuf_add(&jids, "\\", 1);
+                sbuf_add(&jids, c, 1);
+            }
+            sbuf_add(&jids, "\"", 1);
+        } else if (!op->glob || (matched >= op->offset && matched - op->offset < op->limit)) {
+            if (shown++)
+                sbuf_add(&out, ",", 1);
+            info_render_list_entry(&out, job, op->with_at);
+        }
+        matched++;
+        job_free(job);
+    }
+    if (op->glob)
+        total = matched;
+    if (op->kind == OP_MUTATE_SCAN) {
+        if (!jids.len) {
+            op_finish(op, 0, NULL, "0", 1);
+        } else {
+            sbuf_add(&jids, "}", 1);
+            mutate_run(op, jids.buf, NULL);
+        }
+    } else {
+        sbuf_addf(&out, "],\"total\":%zu,\"offset\":%zu,\"limit\":%zu}", total, op->offset, op->limit);
+        op_finish(op, 0, NULL, out.buf, out.len);
+    }
+    sbuf_release(&scratch);
+    sbuf_release(&out);
+    sbuf_release(&jids);
+}
+
+static void filter_jids(struct sbuf *b, const struct mutate_filter *f)
+{
+    array_literal(b, f->jids, (size_t)f->n_jids);
+}
+
+static void list_query(struct pgop *op, const char *queue, const struct mutate_filter *f, int is_all)
+{
+    struct sbuf jids;
+    sbuf_init(&jids);
+    int has_jids = f && f->n_jids > 0;
+    if (has_jids)
+        filter_jids(&jids, f);
+    char offset[32], limit[32];
+    snprintf(offset, sizeof offset, "%zu", is_all ? 0 : op->offset);
+    snprintf(limit, sizeof limit, "%zu", op->limit);
+    const char *params[6] = {op->state, queue, has_jids ? jids.buf : NULL,
+                             !has_jids && f && f->jobtype && *f->jobtype ? f->jobtype : NULL, offset,
+                             is_all ? NULL : limit};
+    run(op,
+        "SELECT total, payload, at_us, wid, reserved_at_us FROM "
+        "spool.list($1, $2, $3::text[], $4, $5::bigint, $6::bigint)",
+        6, params);
+    sbuf_release(&jids);
+}
+
+struct pgop *pgsrv_list(struct pgsrv *p, const char *state, const char *queue,
+                        const struct mutate_filter *f, size_t offset, size_t limit, int with_at,
+                        pgsrv_done_fn done, void *arg)
+{
+    struct pgop *op = op_new(p, OP_LIST, done, arg);
+    op->state = xstrdup(state);
+    op->offset = offset;
+    op->limit = limit;
+    op->with_at = with_at;
+    int has_glob = f && f->n_jids == 0 && f->glob && *f->glob;
+    if (has_glob)
+        op->glob = xstrdup(f->glob);
+    list_query(op, queue, f, has_glob);
+    return op;
+}
+
+static void mutate_run(struct pgop *op, const char *jids_literal, const char *jobtype)
+{
+    op->kind = OP_PLAIN;
+    char dead_max[32];
+    snprintf(dead_max, sizeof dead_max, "%zu", op->p->srv->cfg.dead_max);
+    const char *params[5] = {op->cmd, op->state, jids_literal, jobtype, dead_max};
+    run(op, "SELECT spool.mutate($1, $2, $3::text[], $4, $5::bigint)", 5, params);
+}
+
+struct pgop *pgsrv_mutate(struct pgsrv *p, const char *cmd, const char *state,
+                          const struct mutate_filter *f, pgsrv_done_fn done, void *arg)
+{
+    struct pgop *op = op_new(p, OP_MUTATE_SCAN, done, arg);
+    op->cmd = xstrdup(cmd);
+    op->state = xstrdup(state);
+    if (strcmp(cmd, "clear") == 0) /* the whole set, whatever the filter */
+        f = NULL;
+    if (f && f->n_jids == 0 && f->glob && *f->glob) { /* the glob is matched here, as the engine does */
+        op->glob = xstrdup(f->glob);
+        list_query(op, NULL, f, 1);
+        return op;
+    }
+    struct sbuf jids;
+    sbuf_init(&jids);
+    int has_jids = f && f->n_jids > 0;
+    if (has_jids)
+        filter_jids(&jids, f);
+    mutate_run(op, has_jids ? jids.buf : NULL,
+               !has_jids && f && f->jobtype && *f->jobtype ? f->jobtype : NULL);
+    sbuf_release(&jids);
+    return op;
+}
+
+static void workers_done(struct pgop *op, PGresult *res, const char *err)
+{
+    char msg[600];
+    if (!result_ok(res)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, -1, msg, NULL, 0);
+        return;
+    }
+    struct strmap busy;
+    strmap_init(&busy);
+    for (int i = 0; i < PQntuples(res); i++)
+        strmap_put(&busy, PQgetvalue(res, i, 0), (void *)(uintptr_t)strtoull(PQgetvalue(res, i, 1), NULL, 10));
+    struct sbuf b;
+    sbuf_init(&b);
+    info_render_workers_busy(op->p->srv, &busy, &b);
+    strmap_release(&busy);
+    op_finish(op, 0, NULL, b.buf, b.len);
+    sbuf_release(&b);
+}
+
+struct pgop *pgsrv_workers(struct pgsrv *p, pgsrv_done_fn done, void *arg)
+{
+    struct sbuf wids;
+    sbuf_init(&wids);
+    sbuf_add(&wids, "{", 1);
+    const char *key;
+    void *val;
+    for (size_t i = 0; strmap_next(&p->srv->engine->workers, &i, &key, &val);) {
+        const char *one[1] = {key};
+        struct sbuf e;
+        sbuf_init(&e);
+        array_literal(&e, one, 1);
+        if (wids.len > 1)
+            sbuf_add(&wids, ",", 1);
+        sbuf_add(&wids, e.buf + 1, e.len - 2);
+        sbuf_release(&e);
+    }
+    sbuf_add(&wids, "}", 1);
+    const char *params[1] = {wids.buf};
+    struct pgop *op = run(op_new(p, OP_WORKERS, done, arg),
+                          "SELECT reserved_by, count(*) FROM spool.jobs WHERE state = 'working' "
+                          "AND reserved_by = ANY ($1::text[]) GROUP BY reserved_by",
+                          1, params);
+    sbuf_release(&wids);
+    return op;
 }
 
 /* ---- blocked fetchers ---- */

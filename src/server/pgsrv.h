@@ -80,6 +80,27 @@ struct pgop *pgsrv_ack(struct pgsrv *p, const char *const *jids, size_t n, pgsrv
 struct pgop *pgsrv_fail(struct pgsrv *p, const char *jid, const char *errtype, const char *message,
                         const char *backtrace_json, pgsrv_done_fn done, void *arg);
 
+/*
+ * A page of a set (state "scheduled", "retry", "dead", "working") or of
+ * queue's waiting jobs (state "enqueued"), filtered by f (NULL: all), each
+ * entry as info_render_list_entry writes it. out: {"jobs":[...],"total":N,
+ * "offset":O,"limit":L}, as the journal store's listings.
+ */
+struct mutate_filter;
+struct pgop *pgsrv_list(struct pgsrv *p, const char *state, const char *queue,
+                        const struct mutate_filter *f, size_t offset, size_t limit, int with_at,
+                        pgsrv_done_fn done, void *arg);
+
+/*
+ * MUTATE: cmd "clear", "discard", "kill" or "requeue" on the jobs of a set
+ * (state as for pgsrv_list) that f picks. out: the number changed.
+ */
+struct pgop *pgsrv_mutate(struct pgsrv *p, const char *cmd, const char *state,
+                          const struct mutate_filter *f, pgsrv_done_fn done, void *arg);
+
+/* out: WORKERS' list of this server's processes, busy counts read from the database. */
+struct pgop *pgsrv_workers(struct pgsrv *p, pgsrv_done_fn done, void *arg);
+
 /* out: the INFO document (Faktory's shape). */
 struct pgop *pgsrv_info(struct pgsrv *p, pgsrv_done_fn done, void *arg);
 

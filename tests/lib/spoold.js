@@ -78,6 +78,56 @@ async function waitFor(fn, { timeoutMs = 5000, intervalMs = 25, what = 'conditio
   }
 }
 
+// ---------------------------------------------------------------------------
+// The PostgreSQL store. With SPOOL_TEST_STORE=postgres every server started
+// here gets a fresh database on the throwaway cluster whose base URL is in
+// $SPOOL_TEST_PG_DIR/url (tests/pg/cluster.sh, a ctest fixture), so the same
+// test files run against both stores.
+
+function isPostgres() {
+  return process.env.SPOOL_TEST_STORE === 'postgres';
+}
+
+/** The cluster's base URL (database "postgres"), or throws saying how to get one. */
+function pgUrl() {
+  const dir = process.env.SPOOL_TEST_PG_DIR;
+  const file = dir ? path.join(dir, 'url') : null;
+  if (!file || !fs.existsSync(file)) {
+    throw new Error('SPOOL_TEST_PG_DIR must name a directory started by tests/pg/cluster.sh start DIR ' +
+      `(ctest's pg fixture does it); got ${dir === undefined ? 'nothing' : dir}`);
+  }
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+/** The URL of database name on the test cluster. */
+function pgDatabaseUrl(name) {
+  return pgUrl().replace(/\/[^/?]*(\?.*)?$/, `/${name}$1`);
+}
+
+/** Runs SQL through psql against url; returns its output (unaligned, tuples only). */
+function pgQuery(url, sql) {
+  const r = spawnSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', url, '-c', sql],
+    { encoding: 'utf8', timeout: 30000 });
+  if (r.error) throw new Error(`psql: ${r.error.message} (is PostgreSQL's client installed? scripts/deps --test)`);
+  if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+/** Creates an empty database on the test cluster; returns its name. */
+function createDatabase(prefix = 'spool_t') {
+  const name = `${prefix}_${process.pid}_${crypto.randomBytes(4).toString('hex')}`;
+  pgQuery(pgUrl(), `CREATE DATABASE ${name}`);
+  return name;
+}
+
+function dropDatabase(name) {
+  try {
+    pgQuery(pgUrl(), `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } catch (e) {
+    // best effort: the cluster is thrown away at the end anyway
+  }
+}
+
 /**
  * Starts spoold. Options: password (sets SPOOL_PASSWORD), args (extra argv),
  * env (extra environment), readyTimeoutMs. Resolves with
@@ -91,7 +141,12 @@ async function startServer(opts = {}) {
   // owns it and removes it. Otherwise each server gets a fresh one.
   const ownDir = !opts.dir;
   const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), 'spool-test-'));
-  const argv = ['-b', '127.0.0.1:0', '-w', '127.0.0.1:0', '-d', dir, '-l', logLevel, ...args];
+  // opts.store: a --store URL the caller owns (two servers on one database);
+  // else, under SPOOL_TEST_STORE=postgres, a fresh database dropped at stop.
+  const ownDb = !opts.store && isPostgres() ? createDatabase() : null;
+  const store = opts.store || (ownDb ? pgDatabaseUrl(ownDb) : null);
+  const argv = ['-b', '127.0.0.1:0', '-w', '127.0.0.1:0', '-d', dir, '-l', logLevel,
+    ...(store ? ['--store', store] : []), ...args];
   const proc = spawn(bin, argv, { env: childEnv(password, env), stdio: ['ignore', 'pipe', 'pipe'] });
   liveProcs.add(proc);
 
@@ -141,6 +196,7 @@ async function startServer(opts = {}) {
       await exited;
     }
     if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
+    if (ownDb) dropDatabase(ownDb);
     const why = got === 'timeout'
       ? `did not log "spoold ready fwp=127.0.0.1:PORT http=127.0.0.1:PORT" within ${readyTimeoutMs} ms`
       : `exited before becoming ready (code=${exitStatus.code} signal=${exitStatus.signal})`;
@@ -156,6 +212,7 @@ async function startServer(opts = {}) {
     dir,
     proc,
     argv,
+    store,
     stderr: () => errText,
     stdout: () => outText,
     stderrTail: tail,
@@ -193,6 +250,7 @@ async function startServer(opts = {}) {
       if (exitStatus === null) proc.kill('SIGKILL');
       await exited;
       if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
+      if (ownDb) dropDatabase(ownDb);
       assert.ok(!sawSanitizer, `spoold stderr should contain no sanitizer report\n--- spoold stderr ---\n${tail(20000)}`);
     })();
     return stopping;
@@ -210,6 +268,7 @@ async function startServer(opts = {}) {
       st = await exited;
     }
     if (ownDir) fs.rmSync(dir, { recursive: true, force: true });
+    if (ownDb) dropDatabase(ownDb);
     assert.ok(!alreadyExited,
       `spoold should still be running at the end of the test, but it had exited (code=${st.code} signal=${st.signal})\n` +
       `--- spoold stderr ---\n${tail()}`);
@@ -659,6 +718,12 @@ function requireFaktory(version = '4.7.1') {
 }
 
 module.exports = {
+  isPostgres,
+  pgUrl,
+  pgDatabaseUrl,
+  pgQuery,
+  createDatabase,
+  dropDatabase,
   requireFaktory,
   startServer,
   withServer,

@@ -232,13 +232,30 @@ BEGIN
 END
 $$;
 
+-- Keeps the dead set at p_max jobs (0 = no cap), dropping the oldest.
+CREATE FUNCTION spool.trim_dead(p_max bigint) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_n integer := 0;
+BEGIN
+    IF p_max > 0 THEN
+        DELETE FROM spool.jobs WHERE jid IN (
+            SELECT jid FROM spool.jobs WHERE state = 'dead'
+             ORDER BY run_at DESC, seq DESC OFFSET p_max);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+    END IF;
+    RETURN v_n;
+END
+$$;
+
 -- Stores a failure decided by spoold (the retry policy lives in spoold, one
--- copy for both backends): the job, still under reservation p_lease, moves to
+-- copy for both stores): the job, still under reservation p_lease, moves to
 -- p_state ('retry' at p_run_at, 'dead', or 'discard' to delete it) with its
--- new payload. Returns false when the reservation is no longer p_lease (the
--- job was acknowledged, failed or expired meanwhile).
+-- new payload; a job going dead may push the oldest out (p_dead_max).
+-- Returns false when the reservation is no longer p_lease (the job was
+-- acknowledged, failed or expired meanwhile).
 CREATE FUNCTION spool.fail(p_jid text, p_lease bigint, p_state text, p_run_at timestamptz,
-                           p_payload jsonb) RETURNS boolean
+                           p_payload jsonb, p_dead_max bigint DEFAULT 0) RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
     IF p_state = 'discard' THEN
@@ -252,7 +269,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    PERFORM spool.count_stat(0, 1);
+    PERFORM spool.count_stat(1, 1); -- as Faktory: a failure is also a processed job
+    IF p_state = 'dead' THEN
+        PERFORM spool.trim_dead(p_dead_max);
+    END IF;
     RETURN true;
 END
 $$;
@@ -294,17 +314,10 @@ CREATE FUNCTION spool.prune_dead(p_ttl interval, p_max bigint) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_n integer;
-    v_m integer := 0;
 BEGIN
     DELETE FROM spool.jobs WHERE state = 'dead' AND run_at < clock_timestamp() - p_ttl;
     GET DIAGNOSTICS v_n = ROW_COUNT;
-    IF p_max > 0 THEN
-        DELETE FROM spool.jobs WHERE jid IN (
-            SELECT jid FROM spool.jobs WHERE state = 'dead'
-             ORDER BY run_at DESC OFFSET p_max);
-        GET DIAGNOSTICS v_m = ROW_COUNT;
-    END IF;
-    RETURN v_n + v_m;
+    RETURN v_n + spool.trim_dead(p_max);
 END
 $$;
 
@@ -350,14 +363,15 @@ BEGIN
 END
 $$;
 
--- QUEUE PAUSE / RESUME: "*" names every queue known (holding jobs or listed).
+-- QUEUE PAUSE / RESUME: of the named queues ("*": all), those known: holding
+-- jobs, or listed already. As in Faktory, a queue cannot be paused ahead.
 CREATE FUNCTION spool.queue_pause(p_names text[], p_paused boolean) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO spool.queues AS q (name, paused)
     SELECT n, p_paused FROM (
-        SELECT unnest(p_names) AS n WHERE NOT '*' = ANY (p_names)
-        UNION SELECT DISTINCT queue FROM spool.jobs WHERE '*' = ANY (p_names)
-        UNION SELECT name FROM spool.queues WHERE '*' = ANY (p_names)) names
+        SELECT DISTINCT queue AS n FROM spool.jobs
+         WHERE queue = ANY (p_names) OR '*' = ANY (p_names)
+        UNION SELECT name FROM spool.queues WHERE name = ANY (p_names) OR '*' = ANY (p_names)) names
     ON CONFLICT (name) DO UPDATE SET paused = excluded.paused
 $$;
 
@@ -382,4 +396,87 @@ LANGUAGE sql STABLE AS $$
         (SELECT extract(epoch FROM clock_timestamp() - min(run_at))::float8
            FROM spool.jobs WHERE state = 'enqueued' AND queue = n), 0)), '{}'::jsonb)
       FROM (SELECT DISTINCT unnest(p_names) AS n) names
+$$;
+
+-- Listing a set ('scheduled', 'retry', 'dead', 'working') or a queue's
+-- waiting jobs, in the order the journal store lists them (by time, then
+-- arrival; a queue FIFO). Filters: p_jids (exact, alone when given), else
+-- p_jobtype; p_limit NULL returns every match (spoold then filters by glob).
+-- The first column is the number of matches, on every row; with no row in
+-- the page, one row carries it with the other columns NULL.
+CREATE FUNCTION spool.list(p_state text, p_queue text, p_jids text[], p_jobtype text,
+                           p_offset bigint, p_limit bigint)
+RETURNS TABLE (total bigint, payload text, at_us bigint, wid text, reserved_at_us bigint)
+LANGUAGE sql STABLE AS $$
+    WITH m AS (
+        SELECT j.* FROM spool.jobs j
+         WHERE j.state = p_state
+           AND (p_queue IS NULL OR j.queue = p_queue)
+           AND (CASE WHEN p_jids IS NOT NULL THEN j.jid = ANY (p_jids)
+                     ELSE p_jobtype IS NULL OR j.jobtype = p_jobtype END)),
+    n AS (SELECT count(*) AS total FROM m),
+    page AS (
+        SELECT m.payload::text AS payload,
+               (extract(epoch FROM CASE WHEN m.state = 'working' THEN m.reserved_until
+                                        ELSE m.run_at END) * 1000000)::bigint AS at_us,
+               m.reserved_by AS wid,
+               (extract(epoch FROM m.reserved_until - make_interval(secs => m.reserve_for_s))
+                   * 1000000)::bigint AS reserved_at_us,
+               CASE WHEN p_state = 'enqueued' THEN m.seq ELSE 0 END AS k1,
+               CASE WHEN p_state = 'enqueued' THEN NULL
+                    WHEN m.state = 'working' THEN m.reserved_until ELSE m.run_at END AS k2,
+               m.seq AS k3
+          FROM m ORDER BY k1, k2, k3 OFFSET p_offset LIMIT p_limit)
+    SELECT n.total, page.payload, page.at_us, page.wid, page.reserved_at_us
+      FROM n LEFT JOIN page ON true
+     ORDER BY page.k1, page.k2, page.k3
+$$;
+
+-- MUTATE and the API's set actions: 'clear' and 'discard' delete, 'kill'
+-- moves to the dead set, 'requeue' enqueues now (waking fetchers). Same
+-- filters as spool.list (p_jids NULL and p_jobtype NULL: the whole set).
+-- Returns the number of jobs changed.
+CREATE FUNCTION spool.mutate(p_cmd text, p_state text, p_jids text[], p_jobtype text,
+                             p_dead_max bigint DEFAULT 0)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now timestamptz := clock_timestamp();
+    v_n   integer := 0;
+    v_q   text;
+    v_c   bigint;
+BEGIN
+    IF p_cmd IN ('clear', 'discard') THEN
+        DELETE FROM spool.jobs j
+         WHERE j.state = p_state
+           AND (CASE WHEN p_jids IS NOT NULL THEN j.jid = ANY (p_jids)
+                     ELSE p_jobtype IS NULL OR j.jobtype = p_jobtype END);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+    ELSIF p_cmd = 'kill' THEN
+        UPDATE spool.jobs j SET state = 'dead', run_at = v_now
+         WHERE j.state = p_state
+           AND (CASE WHEN p_jids IS NOT NULL THEN j.jid = ANY (p_jids)
+                     ELSE p_jobtype IS NULL OR j.jobtype = p_jobtype END);
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        PERFORM spool.trim_dead(p_dead_max);
+    ELSIF p_cmd = 'requeue' THEN
+        FOR v_q, v_c IN
+            WITH moved AS (
+                UPDATE spool.jobs j
+                   SET state = 'enqueued', run_at = v_now, seq = nextval('spool.job_seq'),
+                       payload = j.payload || jsonb_build_object('enqueued_at', spool.ts(v_now))
+                 WHERE j.state = p_state
+                   AND (CASE WHEN p_jids IS NOT NULL THEN j.jid = ANY (p_jids)
+                             ELSE p_jobtype IS NULL OR j.jobtype = p_jobtype END)
+                RETURNING j.queue)
+            SELECT queue, count(*) FROM moved GROUP BY queue
+        LOOP
+            PERFORM pg_notify('spool_push', v_q);
+            v_n := v_n + v_c;
+        END LOOP;
+    ELSE
+        RAISE EXCEPTION 'spool.mutate: unknown command %', p_cmd USING ERRCODE = '22023';
+    END IF;
+    RETURN v_n;
+END
 $$;
