@@ -21,6 +21,7 @@
 #include "server/confload.h"
 #include "server/crond.h"
 #include "server/info.h"
+#include "server/pgsrv.h"
 #include "server/server.h"
 
 #define API_PREFIX "/api/v1"
@@ -258,6 +259,216 @@ static void reply_jids(struct server *srv, struct evhttp_request *req, cJSON *ji
     cJSON_Delete(o);
 }
 
+/* ---- the PostgreSQL store: each route's statement answers the request ---- */
+
+enum api_pg_kind { APG_JSON, APG_JSON_OR_404, APG_PUSH, APG_PUSHB, APG_CHANGED, APG_QUEUE, APG_WORKERS };
+
+/* A request waiting for PostgreSQL (evhttp keeps req alive until it is answered). */
+struct api_pg {
+    struct server *srv;
+    struct evhttp_request *req;
+    enum api_pg_kind kind;
+    char *name;     /* APG_PUSH: the jid; APG_QUEUE: the queue; APG_JSON_OR_404: what was sought */
+    char *action;   /* APG_QUEUE */
+    cJSON *jids;    /* APG_PUSHB: the jobs sent */
+    cJSON *errors;  /* APG_PUSHB: those refused before */
+};
+
+static struct api_pg *api_pg_new(struct server *srv, struct evhttp_request *req, enum api_pg_kind kind,
+                                 const char *name)
+{
+    struct api_pg *a = xcalloc(1, sizeof *a);
+    a->srv = srv;
+    a->req = req;
+    a->kind = kind;
+    a->name = name ? xstrdup(name) : NULL;
+    return a;
+}
+
+static void api_pg_done(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct api_pg *a = arg;
+    struct evhttp_request *req = a->req;
+    struct sbuf b;
+    sbuf_init(&b);
+    if (rc != 0) {
+        int code = rc == PUSH_JID_IN_USE ? 409 : strstr(msg, "connection lost") ? 503 : 500;
+        reply_error(req, code, "%s", msg);
+    } else if (a->kind == APG_JSON || (a->kind == APG_JSON_OR_404 && outlen)) {
+        sbuf_add(&b, out, outlen);
+        reply_json(req, 200, &b);
+    } else if (a->kind == APG_JSON_OR_404) {
+        reply_error(req, 404, "%s", a->name);
+    } else if (a->kind == APG_PUSH) {
+        cJSON *jids = cJSON_CreateArray();
+        cJSON_AddItemToArray(jids, cJSON_CreateString(a->name));
+        reply_jids(a->srv, req, jids, NULL);
+    } else if (a->kind == APG_PUSHB) {
+        cJSON *refused = cJSON_ParseWithLength(out, outlen);
+        cJSON *e;
+        cJSON_ArrayForEach(e, refused)
+        {
+            cJSON_DeleteItemFromObjectCaseSensitive(a->errors, e->string);
+            cJSON_AddStringToObject(a->errors, e->string, e->valuestring ? e->valuestring : "refused");
+        }
+        cJSON_Delete(refused);
+        cJSON *ok = cJSON_CreateArray();
+        cJSON *j;
+        cJSON_ArrayForEach(j, a->jids) if (!cJSON_GetObjectItemCaseSensitive(a->errors, j->valuestring))
+            cJSON_AddItemToArray(ok, cJSON_CreateString(j->valuestring));
+        if (cJSON_GetArraySize(ok) == 0) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "errors", a->errors);
+            a->errors = NULL;
+            reply_cjson(req, 400, o);
+            cJSON_Delete(o);
+            cJSON_Delete(ok);
+        } else {
+            cJSON *errs = cJSON_GetArraySize(a->errors) ? a->errors : NULL;
+            if (errs)
+                a->errors = NULL;
+            reply_jids(a->srv, req, ok, errs);
+        }
+    } else if (a->kind == APG_WORKERS) {
+        sbuf_adds(&b, "{\"workers\":");
+        sbuf_add(&b, out, outlen);
+        sbuf_adds(&b, "}");
+        reply_json(req, 200, &b);
+    } else if (a->kind == APG_CHANGED) {
+        sbuf_addf(&b, "{\"changed\":%.*s}", (int)outlen, out);
+        reply_json(req, 200, &b);
+    } else { /* APG_QUEUE */
+        sbuf_adds(&b, "{\"name\":");
+        sbuf_add_json_str(&b, a->name, strlen(a->name));
+        if (strcmp(a->action, "delete") == 0)
+            sbuf_adds(&b, ",\"deleted\":true}");
+        else
+            sbuf_addf(&b, ",\"paused\":%s}", strcmp(a->action, "pause") == 0 ? "true" : "false");
+        reply_json(req, 200, &b);
+    }
+    sbuf_release(&b);
+    free(a->name);
+    free(a->action);
+    cJSON_Delete(a->jids);
+    cJSON_Delete(a->errors);
+    free(a);
+}
+
+static void pg_json(struct server *srv, struct evhttp_request *req, const char *sql, int n,
+                    const char *const *params, const char *not_found)
+{
+    struct api_pg *a = api_pg_new(srv, req, not_found ? APG_JSON_OR_404 : APG_JSON, not_found);
+    pgsrv_exec(srv->pgsrv, sql, n, params, api_pg_done, a);
+}
+
+static void pg_push_single(struct server *srv, struct evhttp_request *req, struct job *job)
+{
+    struct api_pg *a = api_pg_new(srv, req, APG_PUSH, job->jid);
+    pgsrv_push(srv->pgsrv, job, api_pg_done, a);
+}
+
+/* POST /jobs with an array on PostgreSQL: the valid jobs in one statement. */
+static void pg_push_array(struct server *srv, struct evhttp_request *req, cJSON *arr)
+{
+    struct api_pg *a = api_pg_new(srv, req, APG_PUSHB, NULL);
+    a->jids = cJSON_CreateArray();
+    a->errors = cJSON_CreateObject();
+    struct job **jobs = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *jobs);
+    size_t n = 0;
+    int64_t now = server_now();
+    cJSON *item;
+    cJSON_ArrayForEach(item, arr)
+    {
+        char err[JOB_ERR_MAX];
+        cJSON *jv = cJSON_GetObjectItemCaseSensitive(item, "jid");
+        char *jid = xstrdup(cJSON_IsString(jv) ? jv->valuestring : "");
+        struct job *job;
+        int rc = job_from_cjson(item, now, &job, err);
+        if (rc == 0 && (size_t)job->body_len > srv->cfg.max_job) {
+            snprintf(err, sizeof err, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
+                     (size_t)job->body_len, srv->cfg.max_job);
+            job_free(job);
+            rc = -1;
+        } else if (rc == 0 && pgsrv_job_unsupported(job)) {
+            snprintf(err, sizeof err, "%s", pgsrv_job_unsupported(job));
+            job_free(job);
+            rc = -1;
+        }
+        if (rc != 0) {
+            cJSON_DeleteItemFromObjectCaseSensitive(a->errors, jid);
+            cJSON_AddStringToObject(a->errors, jid, err);
+        } else {
+            cJSON_AddItemToArray(a->jids, cJSON_CreateString(job->jid));
+            jobs[n++] = job;
+        }
+        free(jid);
+    }
+    pgsrv_push_many(srv->pgsrv, jobs, n, api_pg_done, a);
+}
+
+static void pg_queue_change(struct server *srv, struct evhttp_request *req, const char *name,
+                            const char *action)
+{
+    struct api_pg *a = api_pg_new(srv, req, APG_QUEUE, name);
+    a->action = xstrdup(action);
+    struct sbuf arr;
+    sbuf_init(&arr);
+    sbuf_addf(&arr, "{\"%s\"}", name); /* a valid queue name needs no escaping */
+    const char *params[1] = {arr.buf};
+    pgsrv_exec(srv->pgsrv,
+               strcmp(action, "delete") == 0  ? "SELECT spool.queue_remove($1::text[])"
+               : strcmp(action, "pause") == 0 ? "SELECT spool.queue_pause($1::text[], true)"
+                                              : "SELECT spool.queue_pause($1::text[], false)",
+               1, params, api_pg_done, a);
+    sbuf_release(&arr);
+}
+
+/* Queue routes check the queue exists first, as the journal store does. */
+struct api_pg_queue {
+    struct server *srv;
+    struct evhttp_request *req;
+    char *name, *action; /* action NULL: GET */
+};
+
+static void pg_queue_found(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct api_pg_queue *q = arg;
+    if (rc != 0) {
+        reply_error(q->req, strstr(msg, "connection lost") ? 503 : 500, "%s", msg);
+    } else if (outlen <= 2) { /* [] */
+        reply_error(q->req, 404, "no queue named %s", q->name);
+    } else if (!q->action) {
+        struct sbuf b;
+        sbuf_init(&b);
+        sbuf_add(&b, out + 1, outlen - 2); /* the one object of the array */
+        reply_json(q->req, 200, &b);
+        sbuf_release(&b);
+    } else {
+        pg_queue_change(q->srv, q->req, q->name, q->action);
+    }
+    free(q->name);
+    free(q->action);
+    free(q);
+}
+
+static void pg_queue_route(struct server *srv, struct evhttp_request *req, const char *name,
+                           const char *action)
+{
+    if (!job_queue_name_ok(name)) {
+        reply_error(req, 400, "invalid queue name %.200s: use letters, digits, '.', '_' and '-'", name);
+        return;
+    }
+    struct api_pg_queue *q = xcalloc(1, sizeof *q);
+    q->srv = srv;
+    q->req = req;
+    q->name = xstrdup(name);
+    q->action = action ? xstrdup(action) : NULL;
+    const char *params[1] = {name};
+    pgsrv_exec(srv->pgsrv, "SELECT spool.queues_info($1)::text", 1, params, pg_queue_found, q);
+}
+
+static const char *const pg_set_states[] = {"scheduled", "retry", "dead", "working"};
+
 static void push_single(struct server *srv, struct evhttp_request *req, const char *body,
                         size_t len)
 {
@@ -271,6 +482,15 @@ static void push_single(struct server *srv, struct evhttp_request *req, const ch
     struct job *job;
     if (job_parse(body, len, server_now(), &job, err) != 0) {
         reply_error(req, 400, "%s", err);
+        return;
+    }
+    if (srv->pgsrv && pgsrv_job_unsupported(job)) {
+        reply_error(req, 400, "%s", pgsrv_job_unsupported(job));
+        job_free(job);
+        return;
+    }
+    if (srv->pgsrv) {
+        pg_push_single(srv, req, job);
         return;
     }
     char *jid = xstrdup(job->jid);
@@ -307,6 +527,11 @@ static void push_array(struct server *srv, struct evhttp_request *req, const cha
         reply_error(
             req, 400,
             "invalid JSON: the body must be a job object or a non-empty array of job objects");
+        return;
+    }
+    if (srv->pgsrv) {
+        pg_push_array(srv, req, arr);
+        cJSON_Delete(arr);
         return;
     }
     cJSON *jids = cJSON_CreateArray();
@@ -636,6 +861,13 @@ static void api_set_list(struct server *srv, struct evhttp_request *req, int set
     }
     char *glob = match && *match ? match_glob(match) : NULL;
     struct mutate_filter f = {.glob = glob, .jobtype = jobtype && *jobtype ? jobtype : NULL};
+    if (srv->pgsrv) {
+        pgsrv_list(srv->pgsrv, pg_set_states[set], NULL, &f, offset, limit, 1, api_pg_done,
+                   api_pg_new(srv, req, APG_JSON, NULL));
+        free(glob);
+        evhttp_clear_headers(&q);
+        return;
+    }
     struct page p = {.n = 0};
     sbuf_init(&p.out);
     sbuf_adds(&p.out, "{\"jobs\":[");
@@ -702,6 +934,15 @@ static void api_set_change(struct server *srv, struct evhttp_request *req, int s
         glob = match && *match->valuestring ? match_glob(match->valuestring) : NULL;
         f.glob = glob;
         f.jobtype = jobtype && *jobtype->valuestring ? jobtype->valuestring : NULL;
+    }
+    if (srv->pgsrv) {
+        static const char *const cmds[] = {"clear", "kill", "discard", "requeue"};
+        pgsrv_mutate(srv->pgsrv, cmds[op], pg_set_states[set], &f, api_pg_done,
+                     api_pg_new(srv, req, APG_CHANGED, NULL));
+        free(list);
+        free(glob);
+        cJSON_Delete(o);
+        return;
     }
     size_t changed = engine_mutate(srv->engine, op, (enum mutate_target)set, &f, server_now());
     free(list);
@@ -812,6 +1053,13 @@ static void api_history(struct server *srv, struct evhttp_request *req)
         reply_error(req, 400, "days must be a whole number from 1 to %d", ENGINE_HISTORY_DAYS);
         return;
     }
+    if (srv->pgsrv) {
+        char n[24];
+        snprintf(n, sizeof n, "%zu", days);
+        const char *params[1] = {n};
+        pg_json(srv, req, "SELECT spool.history($1::integer)::text", 1, params, NULL);
+        return;
+    }
     int64_t today = timefmt_day(server_now());
     struct sbuf b;
     sbuf_init(&b);
@@ -886,12 +1134,52 @@ static int split_path(struct evhttp_request *req, const char *rest, char **seg)
     return n;
 }
 
+
+/*
+ * The routes whose PostgreSQL form differs from the engine's beyond the
+ * store call: answered here (1), or left to route() (0).
+ */
+static int route_pg(struct server *srv, struct evhttp_request *req, char **seg, int n)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    const char *top = n > 0 ? seg[0] : "";
+    if (!strcmp(top, "jobs") && n == 2 && m == EVHTTP_REQ_GET) {
+        char what[300];
+        snprintf(what, sizeof what, "no job with jid %.200s", seg[1]);
+        const char *params[1] = {seg[1]};
+        pg_json(srv, req, "SELECT spool.job_info($1)::text", 1, params, what);
+    } else if (!strcmp(top, "queues") && n == 1 && m == EVHTTP_REQ_GET) {
+        pg_json(srv, req, "SELECT jsonb_build_object('queues', spool.queues_info())::text", 0, NULL, NULL);
+    } else if (!strcmp(top, "queues") && n == 2 && m == EVHTTP_REQ_GET) {
+        pg_queue_route(srv, req, seg[1], NULL);
+    } else if (!strcmp(top, "queues") && n == 2 && m == EVHTTP_REQ_DELETE) {
+        if (change_allowed(srv, req, 1))
+            pg_queue_route(srv, req, seg[1], "delete");
+    } else if (!strcmp(top, "queues") && n == 3 && m == EVHTTP_REQ_POST &&
+               (!strcmp(seg[2], "pause") || !strcmp(seg[2], "resume"))) {
+        if (change_allowed(srv, req, 1))
+            pg_queue_route(srv, req, seg[1], seg[2]);
+    } else if (!strcmp(top, "workers") && n == 1 && m == EVHTTP_REQ_GET) {
+        pgsrv_workers(srv->pgsrv, api_pg_done, api_pg_new(srv, req, APG_WORKERS, NULL));
+    } else if (!strcmp(top, "batches") && (n == 1 || n == 2)) {
+        reply_error(req, 501, "batches are not available with the PostgreSQL store yet (docs/postgres.md)");
+    } else if (!strcmp(top, "config") && n == 2 && !strcmp(seg[1], "reload") && m == EVHTTP_REQ_POST) {
+        reply_error(req, 400, "spoold runs on the PostgreSQL store: cron.json and throttles.json are not "
+                              "used there, nothing to reload");
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static void route(struct server *srv, struct evhttp_request *req, char **seg, int n)
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     int is_get = m == EVHTTP_REQ_GET, is_post = m == EVHTTP_REQ_POST,
         is_delete = m == EVHTTP_REQ_DELETE;
     const char *top = n > 0 ? seg[0] : "";
+    if (srv->pgsrv && route_pg(srv, req, seg, n))
+        return;
 
     if (!strcmp(top, "jobs") && n == 1) {
         if (!is_post)

@@ -371,6 +371,12 @@ static void cmd_push(struct conn *c, char *arg, size_t len)
         return;
     }
     if (srv->pgsrv) {
+        const char *no = pgsrv_job_unsupported(job);
+        if (no) {
+            job_free(job);
+            conn_reply_err(c, "%s", no);
+            return;
+        }
         pg_begin(c, pgsrv_push(srv->pgsrv, job, on_pg_ok, c));
         return;
     }
@@ -419,6 +425,10 @@ static void cmd_pushb(struct conn *c, char *arg, size_t len)
         if (rc == 0 && valid && (size_t)job->body_len > srv->cfg.max_job) {
             snprintf(err, sizeof err, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
                      (size_t)job->body_len, srv->cfg.max_job);
+            job_free(job);
+            rc = -1;
+        } else if (rc == 0 && valid && pgsrv_job_unsupported(job)) {
+            snprintf(err, sizeof err, "%s", pgsrv_job_unsupported(job));
             job_free(job);
             rc = -1;
         } else if (rc == 0 && valid) {

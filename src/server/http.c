@@ -1,5 +1,7 @@
 #include "server/http.h"
 
+#include <cjson/cJSON.h>
+
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/util.h>
@@ -17,6 +19,8 @@
 #include "server/authdelay.h"
 #include "server/config.h"
 #include "server/dashboard.h"
+#include "server/pgsrv.h"
+#include "common/xalloc.h"
 #include "server/info.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -84,6 +88,53 @@ void http_reply_unauthorized(struct evhttp_request *req)
     evbuffer_free(body);
 }
 
+static void send_metrics(struct evhttp_request *req, const struct sbuf *body)
+{
+    struct evbuffer *out = evbuffer_new();
+    evbuffer_add(out, body->buf, body->len);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", METRICS_CONTENT_TYPE);
+    evhttp_send_reply(req, HTTP_OK, "OK", out);
+    evbuffer_free(out);
+}
+
+/* /stats and /metrics on the PostgreSQL store: one statement's counts, then the same shapes. */
+struct store_counts {
+    struct server *srv;
+    struct evhttp_request *req;
+    int is_metrics;
+};
+
+static void on_store_counts(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    struct store_counts *sc = arg;
+    if (rc != 0) {
+        evhttp_send_error(sc->req, 503, msg);
+    } else {
+        cJSON *counts = cJSON_ParseWithLength(out, outlen);
+        struct sbuf body;
+        sbuf_init(&body);
+        if (sc->is_metrics) {
+            metrics_render_store(sc->srv, counts, &body);
+            send_metrics(sc->req, &body);
+        } else {
+            info_render_store(sc->srv, counts, &body);
+            send_json(sc->req, &body);
+        }
+        sbuf_release(&body);
+        cJSON_Delete(counts);
+    }
+    free(sc);
+}
+
+static void http_store_counts(struct server *srv, struct evhttp_request *req, int is_metrics)
+{
+    struct store_counts *sc = xcalloc(1, sizeof *sc);
+    sc->srv = srv;
+    sc->req = req;
+    sc->is_metrics = is_metrics;
+    pgsrv_exec(srv->pgsrv, "SELECT spool.info()::text", 0, NULL, on_store_counts, sc);
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
     struct server *srv = arg;
@@ -104,6 +155,10 @@ static void on_request(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, 405, "only GET is served here");
         return;
     }
+    if (srv->pgsrv && (strcmp(path, "/stats") == 0 || strcmp(path, "/metrics") == 0)) {
+        http_store_counts(srv, req, strcmp(path, "/metrics") == 0);
+        return;
+    }
     struct sbuf body;
     sbuf_init(&body);
     if (strcmp(path, "/stats") == 0) {
@@ -114,12 +169,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         send_json(req, &body);
     } else if (strcmp(path, "/metrics") == 0) {
         metrics_render(srv, &body);
-        struct evbuffer *out = evbuffer_new();
-        evbuffer_add(out, body.buf, body.len);
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                          METRICS_CONTENT_TYPE);
-        evhttp_send_reply(req, HTTP_OK, "OK", out);
-        evbuffer_free(out);
+        send_metrics(req, &body);
     } else if (!dashboard_serve(req, path)) {
         evhttp_send_error(req, HTTP_NOTFOUND, "no such page");
     }

@@ -40,6 +40,7 @@ static void add_server(struct server *srv, cJSON *root, int64_t now)
     cJSON_AddStringToObject(s, "description", "spool");
     cJSON_AddStringToObject(s, "faktory_version", FAKTORY_COMPAT_VERSION);
     cJSON_AddStringToObject(s, "spool_version", SPOOL_VERSION);
+    cJSON_AddStringToObject(s, "store", srv->pgsrv ? "postgres" : "journal");
     cJSON_AddNumberToObject(s, "uptime", (double)((now - srv->started_ns) / NS_PER_S));
     cJSON_AddNumberToObject(s, "connections", srv->nconns);
     cJSON_AddNumberToObject(s, "command_count", (double)srv->command_count);
@@ -194,13 +195,12 @@ void info_render_store(struct server *srv, const cJSON *counts, struct sbuf *out
                             cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "processed")));
     cJSON_AddNumberToObject(f, "total_enqueued", total);
     cJSON_AddNumberToObject(f, "total_queues", nqueues);
-    cJSON_AddNumberToObject(f, "expired_jobs", 0);
+    cJSON_AddNumberToObject(f, "expired_jobs",
+                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "expired")));
     cJSON *paused = cJSON_GetObjectItemCaseSensitive(counts, "paused");
     cJSON_AddItemToObject(f, "paused", paused ? cJSON_Duplicate(paused, 1) : cJSON_CreateArray());
 
     add_server(srv, root, now);
-    cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "server");
-    cJSON_AddStringToObject(s, "store", "postgres");
     emit(root, out);
 }
 

@@ -1,5 +1,8 @@
 #include "server/metrics.h"
 
+#include <cjson/cJSON.h>
+#include "server/pgsrv.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,4 +224,62 @@ void metrics_render(struct server *srv, struct sbuf *out)
         sbuf_addf(out, "spool_journal_fsync_seconds_max %.9f\n", (double)js.fsync_ns_max / 1e9);
         add_journal_histograms(out, &js);
     }
+}
+
+/* One gauge per queue from a JSON object of queue -> number (spool.info()'s). */
+static void store_gauge(struct sbuf *out, const char *name, const char *help, const cJSON *obj,
+                        int is_float)
+{
+    head(out, name, "gauge", help);
+    const cJSON *q;
+    cJSON_ArrayForEach(q, obj)
+    {
+        sbuf_addf(out, "%s{queue=\"", name);
+        add_label_value(out, q->string);
+        if (is_float)
+            sbuf_addf(out, "\"} %.6f\n", q->valuedouble);
+        else
+            sbuf_addf(out, "\"} %.0f\n", q->valuedouble);
+    }
+}
+
+static uint64_t count_of(const cJSON *counts, const char *key)
+{
+    double v = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, key));
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+void metrics_render_store(struct server *srv, const cJSON *counts, struct sbuf *out)
+{
+    store_gauge(out, "spool_queue_size", "Jobs waiting in the queue.",
+                cJSON_GetObjectItemCaseSensitive(counts, "queues"), 0);
+    store_gauge(out, "spool_queue_latency_seconds",
+                "Seconds since the oldest job in the queue was enqueued (0 when empty).",
+                cJSON_GetObjectItemCaseSensitive(counts, "latency"), 1);
+    head(out, "spool_queue_paused", "gauge", "1 when the queue is paused.");
+    const cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(counts, "paused"))
+    {
+        sbuf_adds(out, "spool_queue_paused{queue=\"");
+        add_label_value(out, cJSON_IsString(p) ? p->valuestring : "");
+        sbuf_adds(out, "\"} 1\n");
+    }
+    head(out, "spool_set_size", "gauge", "Jobs in each time-ordered set.");
+    sbuf_addf(out, "spool_set_size{set=\"scheduled\"} %llu\n", (unsigned long long)count_of(counts, "scheduled"));
+    sbuf_addf(out, "spool_set_size{set=\"retries\"} %llu\n", (unsigned long long)count_of(counts, "retries"));
+    sbuf_addf(out, "spool_set_size{set=\"dead\"} %llu\n", (unsigned long long)count_of(counts, "dead"));
+    sbuf_addf(out, "spool_set_size{set=\"working\"} %llu\n", (unsigned long long)count_of(counts, "working"));
+    metric_u64(out, "spool_jobs_processed_total", "counter",
+               "Jobs finished by ACK or FAIL, as the database counts them.", count_of(counts, "processed"));
+    metric_u64(out, "spool_jobs_failed_total", "counter",
+               "Jobs failed (FAIL or reservation expiry), as the database counts them.",
+               count_of(counts, "failed"));
+    metric_u64(out, "spool_connections", "gauge", "Open FWP connections.", (uint64_t)srv->nconns);
+    metric_u64(out, "spool_connections_max", "gauge", "The connection limit (--max-connections).",
+               (uint64_t)srv->cfg.max_connections);
+    metric_u64(out, "spool_workers", "gauge", "Worker processes connected to this server.",
+               (uint64_t)srv->engine->workers.count);
+    metric_u64(out, "spool_store_leader", "gauge",
+               "1 when this server runs the PostgreSQL store's maintenance (holds the leader lock).",
+               pgsrv_is_leader(srv->pgsrv) ? 1 : 0);
 }

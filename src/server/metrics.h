@@ -18,4 +18,8 @@ struct server;
 /* Appends every metric, with # HELP and # TYPE lines, to out. */
 void metrics_render(struct server *srv, struct sbuf *out);
 
+/* The same for the PostgreSQL store, from spool.info()'s counts (no journal, no push limits). */
+struct cJSON;
+void metrics_render_store(struct server *srv, const struct cJSON *counts, struct sbuf *out);
+
 #endif

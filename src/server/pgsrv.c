@@ -17,6 +17,7 @@
 #include "common/strmap.h"
 #include "common/timefmt.h"
 #include "common/xalloc.h"
+#include "engine/batch.h"
 #include "engine/engine.h"
 #include "engine/job.h"
 #include "server/info.h"
@@ -48,6 +49,7 @@ struct group {
     struct pgop **ops;
     size_t n, cap;
     struct sbuf args; /* PUSH: JSON array elements; ACK: text[] elements */
+    struct sbuf expires; /* PUSH: each job's expiry, a parallel JSON array */
 };
 
 struct pgop {
@@ -357,12 +359,46 @@ static void on_idle(void *arg)
     op->members = g->ops;
     op->nmembers = g->n;
     sbuf_add(&g->args, is_push ? "]" : "}", 1);
-    const char *params[1] = {g->args.buf};
-    run(op, is_push ? "SELECT pos, pushed_jid, error_code, error FROM spool.push_each($1::jsonb)"
+    if (is_push)
+        sbuf_add(&g->expires, "]", 1);
+    const char *params[2] = {g->args.buf, g->expires.buf};
+    run(op, is_push ? "SELECT pos, pushed_jid, error_code, error FROM spool.push_each($1::jsonb, $2::jsonb)"
                     : "SELECT spool.ack($1::text[])",
-        1, params);
+        is_push ? 2 : 1, params);
     sbuf_release(&g->args);
+    sbuf_release(&g->expires);
     memset(g, 0, sizeof *g);
+}
+
+/* The job's expiry as an RFC 3339 text for spool.push, or NULL. */
+static const char *expiry_text(const struct job *job, char buf[TIMEFMT_MAX])
+{
+    if (!job->expires_at_ns)
+        return NULL;
+    timefmt_format(job->expires_at_ns, buf);
+    return buf;
+}
+
+/* Appends the job's expiry to a JSON array being built: a string or null. */
+static void expiry_json(struct sbuf *b, const struct job *job)
+{
+    char buf[TIMEFMT_MAX];
+    const char *t = expiry_text(job, buf);
+    if (t)
+        sbuf_add_json_str(b, t, strlen(t));
+    else
+        sbuf_adds(b, "null");
+}
+
+const char *pgsrv_job_unsupported(const struct job *job)
+{
+    if (job->unique_for_s > 0)
+        return "unique jobs (custom.unique_for) are not available with the PostgreSQL store yet";
+    char *bid = batch_bid_of(job);
+    free(bid);
+    if (bid)
+        return "batches (custom.bid) are not available with the PostgreSQL store yet";
+    return NULL;
 }
 
 struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, void *arg)
@@ -372,15 +408,18 @@ struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, vo
         struct sbuf b;
         sbuf_init(&b);
         job_render(job, &b);
+        char exp[TIMEFMT_MAX];
+        const char *params[2] = {b.buf, expiry_text(job, exp)};
+        run(op, "SELECT spool.push($1::jsonb, $2::timestamptz)", 2, params);
         job_free(job);
-        const char *params[1] = {b.buf};
-        run(op, "SELECT spool.push($1::jsonb)", 1, params);
         sbuf_release(&b);
         return op;
     }
     struct group *g = &p->pushes;
     sbuf_add(&g->args, g->n ? "," : "[", 1);
     job_render(job, &g->args);
+    sbuf_add(&g->expires, g->n ? "," : "[", 1);
+    expiry_json(&g->expires, job);
     job_free(job);
     group_add(g, op);
     return op;
@@ -389,21 +428,28 @@ struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, vo
 struct pgop *pgsrv_push_many(struct pgsrv *p, struct job **jobs, size_t n, pgsrv_done_fn done,
                              void *arg)
 {
-    struct sbuf b;
+    struct sbuf b, exp;
     sbuf_init(&b);
+    sbuf_init(&exp);
     sbuf_add(&b, "[", 1);
+    sbuf_add(&exp, "[", 1);
     for (size_t i = 0; i < n; i++) {
-        if (i)
+        if (i) {
             sbuf_add(&b, ",", 1);
+            sbuf_add(&exp, ",", 1);
+        }
         job_render(jobs[i], &b);
+        expiry_json(&exp, jobs[i]);
         job_free(jobs[i]);
     }
     sbuf_add(&b, "]", 1);
+    sbuf_add(&exp, "]", 1);
     free(jobs);
-    const char *params[1] = {b.buf};
+    const char *params[2] = {b.buf, exp.buf};
     struct pgop *op = run(op_new(p, OP_PUSHB, done, arg),
-                          "SELECT pushed_jid, error FROM spool.push_each($1::jsonb)", 1, params);
+                          "SELECT pushed_jid, error FROM spool.push_each($1::jsonb, $2::jsonb)", 2, params);
     sbuf_release(&b);
+    sbuf_release(&exp);
     return op;
 }
 
@@ -623,9 +669,9 @@ static void list_query(struct pgop *op, const char *queue, const struct mutate_f
     int has_jids = f && f->n_jids > 0;
     if (has_jids)
         filter_jids(&jids, f);
-    char offset[32], limit[32];
-    snprintf(offset, sizeof offset, "%zu", is_all ? 0 : op->offset);
-    snprintf(limit, sizeof limit, "%zu", op->limit);
+    char offset[32], limit[32]; /* bigint parameters: larger pages mean "all" anyway */
+    snprintf(offset, sizeof offset, "%zu", is_all ? 0 : op->offset > INT64_MAX ? (size_t)INT64_MAX : op->offset);
+    snprintf(limit, sizeof limit, "%zu", op->limit > INT64_MAX ? (size_t)INT64_MAX : op->limit);
     const char *params[6] = {op->state, queue, has_jids ? jids.buf : NULL,
                              !has_jids && f && f->jobtype && *f->jobtype ? f->jobtype : NULL, offset,
                              is_all ? NULL : limit};
@@ -903,6 +949,7 @@ void pgsrv_free(struct pgsrv *p)
             op_finish(groups[k]->ops[i], -1, "spoold is stopping", NULL, 0);
         free(groups[k]->ops);
         sbuf_release(&groups[k]->args);
+        sbuf_release(&groups[k]->expires);
     }
     pg_free(p->pg); /* before the timer: a finishing maintenance step may re-arm it */
     if (p->maint_ev)

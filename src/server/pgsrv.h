@@ -41,8 +41,15 @@ typedef void (*pgsrv_done_fn)(void *arg, int rc, const char *msg, const char *ou
 void pgsrv_cancel(struct pgop *op);
 
 /*
- * Stores one validated job (taken). While every session is busy, pushes are
- * held and sent together as one statement (each still answered on its own).
+ * What the PostgreSQL store cannot do yet with this job (unique locks,
+ * batch membership), as an error message; NULL when it can store it.
+ */
+const char *pgsrv_job_unsupported(const struct job *job);
+
+/*
+ * Stores one validated job (taken; pgsrv_job_unsupported checked). While
+ * every session is busy, pushes are held and sent together as one statement
+ * (each still answered on its own).
  */
 struct pgop *pgsrv_push(struct pgsrv *p, struct job *job, pgsrv_done_fn done, void *arg);
 

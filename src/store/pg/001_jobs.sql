@@ -37,6 +37,7 @@ CREATE INDEX jobs_dead ON spool.jobs (run_at) WHERE state = 'dead';
 CREATE INDEX jobs_expiring ON spool.jobs (queue, expires_at)
     WHERE state = 'enqueued' AND expires_at IS NOT NULL;
 
+-- Every queue a job was pushed to (until QUEUE REMOVE), and whether it is paused.
 CREATE TABLE spool.queues (
     name   text PRIMARY KEY,
     paused boolean NOT NULL DEFAULT false
@@ -49,6 +50,7 @@ CREATE TABLE spool.stats (
     shard     smallint NOT NULL,
     processed bigint NOT NULL DEFAULT 0,
     failed    bigint NOT NULL DEFAULT 0,
+    expired   bigint NOT NULL DEFAULT 0, -- discarded at FETCH: custom.expires_at had passed
     PRIMARY KEY (day, shard)
 );
 
@@ -56,6 +58,13 @@ CREATE TABLE spool.stats (
 CREATE FUNCTION spool.ts(t timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+-- RFC 3339 date-times only: PostgreSQL itself would also take "tomorrow",
+-- "epoch" or a bare date, which no job should carry by accident.
+CREATE FUNCTION spool.rfc3339() RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT '^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$'
 $$;
 
 CREATE FUNCTION spool.count_stat(p_processed bigint, p_failed bigint) RETURNS void
@@ -74,7 +83,9 @@ $$;
 -- wakes blocked fetchers is delivered at commit too. Returns the jid.
 -- Pushing a jid again with the same jobtype, queue and args changes nothing
 -- and returns the jid (a retried push); with different ones it is an error.
-CREATE FUNCTION spool.push(job jsonb) RETURNS text
+-- expires_at, when given, wins over custom.expires_at (spoold passes the
+-- expiry it read from custom.expires_at or custom.expires_in).
+CREATE FUNCTION spool.push(job jsonb, expires_at timestamptz DEFAULT NULL) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE
     v_now     timestamptz := clock_timestamp();
@@ -128,6 +139,9 @@ BEGIN
     END IF;
     IF jsonb_typeof(job -> 'at') = 'string' AND job ->> 'at' <> '' THEN
         BEGIN
+            IF job ->> 'at' !~ spool.rfc3339() THEN
+                RAISE EXCEPTION 'not RFC 3339';
+            END IF;
             v_at := (job ->> 'at')::timestamptz;
         EXCEPTION WHEN others THEN
             RAISE EXCEPTION 'spool.push: at must be an RFC 3339 time, not %', job ->> 'at'
@@ -137,8 +151,12 @@ BEGIN
             v_state := 'scheduled';
         END IF;
     END IF;
-    IF jsonb_typeof(job -> 'custom' -> 'expires_at') = 'string' THEN
+    v_expires := push.expires_at;
+    IF v_expires IS NULL AND jsonb_typeof(job -> 'custom' -> 'expires_at') = 'string' THEN
         BEGIN
+            IF job -> 'custom' ->> 'expires_at' !~ spool.rfc3339() THEN
+                RAISE EXCEPTION 'not RFC 3339';
+            END IF;
             v_expires := (job -> 'custom' ->> 'expires_at')::timestamptz;
         EXCEPTION WHEN others THEN
             RAISE EXCEPTION 'spool.push: custom.expires_at must be an RFC 3339 time, not %',
@@ -166,6 +184,9 @@ BEGIN
                 USING ERRCODE = '23505';
         END IF;
         RETURN v_jid;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM spool.queues WHERE name = v_queue) THEN
+        INSERT INTO spool.queues (name) VALUES (v_queue) ON CONFLICT DO NOTHING;
     END IF;
     IF v_state = 'enqueued' THEN
         PERFORM pg_notify('spool_push', v_queue);
@@ -199,6 +220,12 @@ BEGIN
                           WHERE c.state = 'enqueued' AND c.expires_at IS NOT NULL
                             AND c.queue = v_q AND c.expires_at <= v_now
                           LIMIT 100 FOR UPDATE SKIP LOCKED);
+        GET DIAGNOSTICS v_got = ROW_COUNT;
+        IF v_got > 0 THEN
+            INSERT INTO spool.stats AS s (day, shard, expired)
+            VALUES ((now() AT TIME ZONE 'UTC')::date, floor(random() * 16)::smallint, v_got)
+            ON CONFLICT (day, shard) DO UPDATE SET expired = s.expired + excluded.expired;
+        END IF;
         RETURN QUERY
         UPDATE spool.jobs j
            SET state = 'working', reserved_by = p_wid,
@@ -325,24 +352,80 @@ $$;
 CREATE FUNCTION spool.info() RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
-        'queues', (SELECT coalesce(jsonb_object_agg(queue, n), '{}'::jsonb)
-                     FROM (SELECT queue, count(*) AS n FROM spool.jobs
-                            WHERE state = 'enqueued' GROUP BY queue) q),
+        'queues', (SELECT coalesce(jsonb_object_agg(k.name, coalesce(q.n, 0)), '{}'::jsonb)
+                     FROM spool.queues k
+                     LEFT JOIN (SELECT queue, count(*) AS n FROM spool.jobs
+                                 WHERE state = 'enqueued' GROUP BY queue) q ON q.queue = k.name),
         'scheduled', (SELECT count(*) FROM spool.jobs WHERE state = 'scheduled'),
         'retries', (SELECT count(*) FROM spool.jobs WHERE state = 'retry'),
         'dead', (SELECT count(*) FROM spool.jobs WHERE state = 'dead'),
         'working', (SELECT count(*) FROM spool.jobs WHERE state = 'working'),
         'processed', (SELECT coalesce(sum(processed), 0) FROM spool.stats),
         'failed', (SELECT coalesce(sum(failed), 0) FROM spool.stats),
+        'expired', (SELECT coalesce(sum(expired), 0) FROM spool.stats),
         'paused', (SELECT coalesce(jsonb_agg(name ORDER BY name), '[]'::jsonb)
-                     FROM spool.queues WHERE paused))
+                     FROM spool.queues WHERE paused),
+        'latency', (SELECT coalesce(jsonb_object_agg(queue, l), '{}'::jsonb)
+                      FROM (SELECT queue, extract(epoch FROM clock_timestamp() - min(run_at))::float8 AS l
+                              FROM spool.jobs WHERE state = 'enqueued' GROUP BY queue) q))
+$$;
+
+-- The API's queue objects, by name: every queue holding waiting jobs or
+-- listed in spool.queues (paused, or paused once); p_name picks one.
+CREATE FUNCTION spool.queues_info(p_name text DEFAULT NULL) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(jsonb_agg(jsonb_build_object(
+               'name', n.name,
+               'size', coalesce(w.size, 0),
+               'latency', coalesce(round(w.latency::numeric, 3), 0),
+               'paused', coalesce(q.paused, false),
+               'throttle', NULL) ORDER BY n.name), '[]'::jsonb)
+      FROM (SELECT DISTINCT queue AS name FROM spool.jobs
+             WHERE state = 'enqueued' AND (p_name IS NULL OR queue = p_name)
+            UNION SELECT name FROM spool.queues WHERE p_name IS NULL OR name = p_name) n
+      LEFT JOIN (SELECT queue, count(*) AS size,
+                        extract(epoch FROM clock_timestamp() - min(run_at))::float8 AS latency
+                   FROM spool.jobs WHERE state = 'enqueued' GROUP BY queue) w ON w.queue = n.name
+      LEFT JOIN spool.queues q ON q.name = n.name
+$$;
+
+-- The API's job object: state, where the job is, and the job itself; NULL
+-- when no job has that jid.
+CREATE FUNCTION spool.job_info(p_jid text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('jid', j.jid, 'state', j.state, 'queue', j.queue)
+           || CASE j.state
+                WHEN 'scheduled' THEN jsonb_build_object('at', spool.ts(j.run_at))
+                WHEN 'retry' THEN jsonb_build_object('retry_at', spool.ts(j.run_at))
+                WHEN 'dead' THEN jsonb_build_object('expires_at', spool.ts(j.run_at + interval '180 days'))
+                WHEN 'enqueued' THEN jsonb_build_object('enqueued_at', spool.ts(j.run_at))
+                ELSE jsonb_build_object(
+                    'wid', j.reserved_by,
+                    'reserved_at', spool.ts(j.reserved_until - make_interval(secs => j.reserve_for_s)),
+                    'reservation_expires_at', spool.ts(j.reserved_until))
+              END
+           || jsonb_build_object('job', j.payload)
+      FROM spool.jobs j WHERE j.jid = p_jid
+$$;
+
+-- Processed and failed per UTC day for the last p_days days, oldest first.
+CREATE FUNCTION spool.history(p_days integer) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object('days', jsonb_agg(jsonb_build_object(
+               'date', to_char(d.day, 'YYYY-MM-DD'),
+               'processed', coalesce(s.processed, 0),
+               'failed', coalesce(s.failed, 0)) ORDER BY d.day))
+      FROM (SELECT ((now() AT TIME ZONE 'UTC')::date - g) AS day
+              FROM generate_series(0, p_days - 1) g) d
+      LEFT JOIN (SELECT day, sum(processed) AS processed, sum(failed) AS failed
+                   FROM spool.stats GROUP BY day) s ON s.day = d.day
 $$;
 
 -- PUSHB (and concurrent PUSHes that spoold coalesces into one statement):
 -- pushes each job of a JSON array on its own, one failing job undoing none
 -- of the others, and returns the refused ones: their position in the array
 -- (from 1), jid, SQLSTATE and message.
-CREATE FUNCTION spool.push_each(p_jobs jsonb)
+CREATE FUNCTION spool.push_each(p_jobs jsonb, p_expires jsonb DEFAULT NULL)
 RETURNS TABLE (pos bigint, pushed_jid text, error_code text, error text)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -351,7 +434,7 @@ DECLARE
 BEGIN
     FOR v_job, v_pos IN SELECT value, ordinality FROM jsonb_array_elements(p_jobs) WITH ORDINALITY LOOP
         BEGIN
-            PERFORM spool.push(v_job);
+            PERFORM spool.push(v_job, (p_expires ->> (v_pos - 1)::integer)::timestamptz);
         EXCEPTION WHEN others THEN
             pos := v_pos;
             pushed_jid := v_job ->> 'jid';
