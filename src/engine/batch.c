@@ -279,7 +279,7 @@ int batch_admit(struct engine *e, const struct job *job, struct batch **out)
 void batch_join(struct engine *e, struct job *job, struct batch *b)
 {
     (void)e;
-    job->batch = b;
+    job_extra_need(job)->batch = b;
     b->nlive++;
     b->total++;
     b->pending++;
@@ -287,15 +287,15 @@ void batch_join(struct engine *e, struct job *job, struct batch *b)
 
 static void unlink_job(struct job *job)
 {
-    struct batch *b = job->batch;
-    job->batch = NULL;
+    struct batch *b = job->extra->batch; /* joined, so it has extras */
+    job->extra->batch = NULL;
     if (b->nlive > 0)
         b->nlive--;
 }
 
 void batch_job_failed(struct engine *e, struct job *job, int64_t now_ns)
 {
-    struct batch *b = job->batch;
+    struct batch *b = job_extra(job)->batch;
     if (!b)
         return;
     if (b->failed < b->pending)
@@ -306,7 +306,7 @@ void batch_job_failed(struct engine *e, struct job *job, int64_t now_ns)
 
 void batch_job_acked(struct engine *e, struct job *job, int64_t now_ns)
 {
-    struct batch *b = job->batch;
+    struct batch *b = job_extra(job)->batch;
     if (!b) {
         struct batch_set *s = &e->batches;
         struct batch *cb = s->callbacks.count ? strmap_get(&s->callbacks, job->jid) : NULL;
@@ -329,7 +329,7 @@ void batch_job_acked(struct engine *e, struct job *job, int64_t now_ns)
 
 void batch_job_gone(struct engine *e, struct job *job)
 {
-    struct batch *b = job->batch;
+    struct batch *b = job_extra(job)->batch;
     if (!b)
         return;
     unlink_job(job);

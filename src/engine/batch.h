@@ -15,7 +15,7 @@
  * and every state after them.
  *
  * Invariants:
- *  - job->batch != NULL exactly for the held jobs that joined a batch at
+ *  - job_extra(job)->batch != NULL exactly for the held jobs that joined a batch at
  *    push; b->nlive counts them; a batch is freed only when nlive == 0 and
  *    no child batch points at it;
  *  - total >= pending >= failed >= 0; pending counts jobs not yet acked,

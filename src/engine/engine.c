@@ -47,7 +47,7 @@ const char *engine_strerror(int err)
 size_t engine_job_footprint(const struct job *job)
 {
     size_t n = JOB_FIXED_FOOTPRINT + job->body_len;
-    const char *strs[] = {job->jid, job->jobtype, job->queue, job->created_at, job->unique_key};
+    const char *strs[] = {job->jid, job->jobtype, job->queue, job->created_at, job_extra(job)->unique_key};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strs[i])
             n += strlen(strs[i]) + 1;
@@ -256,31 +256,36 @@ struct day_stats engine_day(const struct engine *e, int64_t day)
 /* ---- unique locks, expiry, finished jobs (docs/features.md) ---- */
 
 /*
- * Invariant: job->unique_until_ns != 0 exactly when the unique map points at
- * job under job->unique_key. Releasing is idempotent.
+ * Invariant: a job's unique_until_ns != 0 exactly when the unique map points
+ * at it under its unique_key. Releasing is idempotent.
  */
 static void unique_release(struct engine *e, struct job *job)
 {
-    if (job->unique_key && strmap_get(&e->unique, job->unique_key) == job)
-        strmap_del(&e->unique, job->unique_key);
-    job->unique_until_ns = 0;
+    struct job_extra *x = job->extra;
+    if (!x)
+        return; /* no key, no lock */
+    if (x->unique_key && strmap_get(&e->unique, x->unique_key) == job)
+        strmap_del(&e->unique, x->unique_key);
+    x->unique_until_ns = 0;
 }
 
 /* Gives job the lock on its key until until_ns, taking it from any earlier (expired) holder. */
 static void unique_acquire(struct engine *e, struct job *job, int64_t until_ns)
 {
-    struct job *old = strmap_get(&e->unique, job->unique_key);
+    struct job_extra *x = job->extra; /* a job with a key has extras */
+    struct job *old = strmap_get(&e->unique, x->unique_key);
     if (old)
         unique_release(e, old);
-    job->unique_until_ns = until_ns;
+    x->unique_until_ns = until_ns;
     /* The map borrows the key from the job that holds the lock. */
-    strmap_put(&e->unique, job->unique_key, job);
+    strmap_put(&e->unique, x->unique_key, job);
 }
 
 static struct job *unique_holder(struct engine *e, const struct job *job, int64_t now_ns)
 {
-    struct job *h = job->unique_key ? strmap_get(&e->unique, job->unique_key) : NULL;
-    return h && h->unique_until_ns > now_ns ? h : NULL;
+    const char *key = job_extra(job)->unique_key;
+    struct job *h = key ? strmap_get(&e->unique, key) : NULL;
+    return h && job_extra(h)->unique_until_ns > now_ns ? h : NULL;
 }
 
 const char *engine_unique_holder(struct engine *e, const struct job *job, int64_t now_ns)
@@ -292,7 +297,7 @@ const char *engine_unique_holder(struct engine *e, const struct job *job, int64_
 /* Drops a job the engine no longer holds (the caller has unplaced and recorded it). */
 static void forget(struct engine *e, struct job *job)
 {
-    if (job->batch)
+    if (job_extra(job)->batch)
         batch_job_gone(e, job);
     e->job_bytes -= job->mem_bytes;
     unique_release(e, job);
@@ -302,7 +307,8 @@ static void forget(struct engine *e, struct job *job)
 
 static int is_expired(const struct job *job, int64_t now_ns)
 {
-    return job->expires_at_ns && job->expires_at_ns <= now_ns;
+    int64_t at = job_extra(job)->expires_at_ns;
+    return at && at <= now_ns;
 }
 
 /* Discards a job whose custom.expires_at passed; the job is taken out of its place already. */
@@ -425,7 +431,7 @@ static void reserve(struct engine *e, struct job *job, const char *wid, int64_t 
     struct throttle *t = throttle_of(e, job->queue);
     if (t)
         throttle_note_reserved(t, now_ns);
-    if (job->is_unique_until_start)
+    if (job_extra(job)->is_unique_until_start)
         unique_release(e, job);
     emit_place(e, job);
 }
@@ -572,7 +578,7 @@ static void trim_dead(struct engine *e, int64_t now_ns)
         old->state = JOB_NEW;
         e->dead_dropped++;
         emit_del(e, old->jid, RECDEL_DEAD_DROPPED, now_ns);
-        finished_note(e, old->jid, TRACK_DEAD, old->track, now_ns);
+        finished_note(e, old->jid, TRACK_DEAD, job_extra(old)->track, now_ns);
         forget(e, old);
     }
 }
@@ -604,10 +610,11 @@ int engine_push(struct engine *e, struct job *job, int64_t now_ns)
     int brc = batch_admit(e, job, &batch);
     if (brc != 0)
         return brc;
-    if (job->unique_key && job->unique_for_s > 0) {
+    const struct job_extra *x = job_extra(job);
+    if (x->unique_key && x->unique_for_s > 0) {
         if (unique_holder(e, job, now_ns))
             return ENGINE_ENOTUNIQUE;
-        unique_acquire(e, job, now_ns + (int64_t)job->unique_for_s * NS_PER_S);
+        unique_acquire(e, job, now_ns + (int64_t)x->unique_for_s * NS_PER_S);
     }
     strmap_put(&e->jobs, job->jid, job);
     if (batch)
@@ -664,7 +671,7 @@ int engine_ack(struct engine *e, const char *jid, int64_t now_ns)
     e->processed++;
     today(e, now_ns)->processed++;
     emit_del(e, job->jid, RECDEL_ACKED, now_ns);
-    finished_note(e, job->jid, TRACK_SUCCESS, job->track, now_ns);
+    finished_note(e, job->jid, TRACK_SUCCESS, job_extra(job)->track, now_ns);
     batch_job_acked(e, job, now_ns);
     forget(e, job);
     throttle_room(e, t, now_ns);
@@ -704,7 +711,7 @@ static void fail_job(struct engine *e, struct job *job, const char *errtype, con
     if (job->state == JOB_DEAD) {
         trim_dead(e, now_ns);
     } else if (job->state == JOB_NEW) {
-        finished_note(e, job->jid, TRACK_FAILED, job->track, now_ns);
+        finished_note(e, job->jid, TRACK_FAILED, job_extra(job)->track, now_ns);
         forget(e, job);
     }
 }
@@ -730,9 +737,9 @@ int engine_track_set(struct engine *e, const char *jid, int percent, const char 
     struct job *job = strmap_get(&e->jobs, jid);
     if (!job)
         return ENGINE_ENOTFOUND;
-    struct job_track *t = job->track;
+    struct job_track *t = job_extra(job)->track;
     if (!t) {
-        t = job->track = xcalloc(1, sizeof *t);
+        t = job_extra_need(job)->track = xcalloc(1, sizeof *t);
         t->percent = -1;
     }
     if (percent >= 0)
@@ -785,10 +792,11 @@ void engine_track_get(struct engine *e, const char *jid, struct track_info *out)
         case JOB_DEAD: out->state = TRACK_DEAD; break;
         case JOB_NEW: out->state = TRACK_UNKNOWN; break;
         }
-        if (job->track) {
-            out->percent = job->track->percent;
-            out->desc = job->track->desc;
-            out->updated_at_ns = job->track->updated_at_ns;
+        const struct job_track *t = job_extra(job)->track;
+        if (t) {
+            out->percent = t->percent;
+            out->desc = t->desc;
+            out->updated_at_ns = t->updated_at_ns;
         }
         return;
     }
@@ -1109,7 +1117,7 @@ int64_t engine_tick(struct engine *e, int64_t now_ns)
         unplace(e, job);
         e->dead_dropped++;
         emit_del(e, job->jid, RECDEL_DEAD_DROPPED, now_ns);
-        finished_note(e, job->jid, TRACK_DEAD, job->track, now_ns);
+        finished_note(e, job->jid, TRACK_DEAD, job_extra(job)->track, now_ns);
         forget(e, job);
     }
 
@@ -1165,7 +1173,7 @@ static void place(struct engine *e, struct job *job, const struct placement *pl)
         tset_insert(&e->dead, &job->tnode, pl->score_ns);
         break;
     case JOB_WORKING:
-        if (job->is_unique_until_start)
+        if (job_extra(job)->is_unique_until_start)
             unique_release(e, job);
         free(job->wid);
         job->wid = xstrdup(pl->wid ? pl->wid : "");
@@ -1202,10 +1210,16 @@ static int apply_add(struct engine *e, struct rec_reader *r)
     /* Older ADD records end here; newer ones carry expiry and the unique lock. */
     int64_t lock_until_ns = 0;
     if (r->p < r->end) {
-        job->expires_at_ns = rec_get_i64(r);
-        job->unique_for_s = (int)rec_get_u32(r);
-        job->is_unique_until_start = rec_get_u8(r) != 0;
+        int64_t expires_at_ns = rec_get_i64(r);
+        int unique_for_s = (int)rec_get_u32(r);
+        int is_until_start = rec_get_u8(r) != 0;
         lock_until_ns = rec_get_i64(r);
+        if (expires_at_ns || unique_for_s || is_until_start) { /* most jobs stay without extras */
+            struct job_extra *x = job_extra_need(job);
+            x->expires_at_ns = expires_at_ns;
+            x->unique_for_s = unique_for_s;
+            x->is_unique_until_start = is_until_start;
+        }
     }
     if (r->is_bad || is_missing || pl.state == JOB_NEW) {
         free((char *)pl.wid);
@@ -1215,14 +1229,15 @@ static int apply_add(struct engine *e, struct rec_reader *r)
     struct job *old = strmap_get(&e->jobs, job->jid);
     struct batch *kept = NULL;
     if (old) { /* the newer record wins; it stays in the batch the older one joined */
-        kept = old->batch;
-        old->batch = NULL;
+        kept = job_extra(old)->batch;
+        if (kept)
+            old->extra->batch = NULL;
         unplace(e, old);
         forget(e, old);
     }
     strmap_put(&e->jobs, job->jid, job);
     if (kept) {
-        job->batch = kept;
+        job_extra_need(job)->batch = kept;
     } else {
         struct batch *b = NULL;
         char *bid = batch_bid_of(job);
@@ -1232,7 +1247,7 @@ static int apply_add(struct engine *e, struct rec_reader *r)
     }
     job->mem_bytes = engine_job_footprint(job);
     e->job_bytes += job->mem_bytes;
-    if (job->unique_for_s > 0 && job_unique_key_derive(job) == 0 && lock_until_ns)
+    if (job_extra(job)->unique_for_s > 0 && job_unique_key_derive(job) == 0 && lock_until_ns)
         unique_acquire(e, job, lock_until_ns);
     place(e, job, &pl);
     free((char *)pl.wid);
@@ -1272,8 +1287,9 @@ static int apply_track(struct engine *e, struct rec_reader *r)
     } else if (!job) {
         e->replay_skipped++;
     } else {
-        job_track_free(job->track);
-        job->track = t;
+        struct job_extra *x = job_extra_need(job);
+        job_track_free(x->track);
+        x->track = t;
         t = NULL;
     }
     job_track_free(t);
@@ -1335,7 +1351,7 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
                 if (is_first)
                     batch_job_failed(e, job, now);
                 if (pl.state == JOB_NEW) {
-                    finished_note(e, job->jid, TRACK_FAILED, job->track, now);
+                    finished_note(e, job->jid, TRACK_FAILED, job_extra(job)->track, now);
                     forget(e, job);
                 }
             }
@@ -1356,10 +1372,10 @@ int engine_apply(struct engine *e, const void *rec, size_t len, char *err, size_
             if (why == RECDEL_ACKED) {
                 e->processed++;
                 today(e, now)->processed++;
-                finished_note(e, jid, TRACK_SUCCESS, job ? job->track : NULL, now);
+                finished_note(e, jid, TRACK_SUCCESS, job ? job_extra(job)->track : NULL, now);
             } else if (why == RECDEL_DEAD_DROPPED) {
                 e->dead_dropped++;
-                finished_note(e, jid, TRACK_DEAD, job ? job->track : NULL, now);
+                finished_note(e, jid, TRACK_DEAD, job ? job_extra(job)->track : NULL, now);
             } else if (why == RECDEL_EXPIRED) {
                 e->expired_jobs++;
             }
@@ -1436,9 +1452,9 @@ static void dump_job(struct dump_ctx *d, const struct job *job)
     sbuf_reset(&d->e->recbuf);
     rec_encode_add(&d->e->recbuf, job, &pl);
     d->out(d->ctx, d->e->recbuf.buf, d->e->recbuf.len);
-    if (job->track) {
+    if (job_extra(job)->track) {
         sbuf_reset(&d->e->recbuf);
-        rec_encode_track(&d->e->recbuf, job->jid, job->track);
+        rec_encode_track(&d->e->recbuf, job->jid, job->extra->track);
         d->out(d->ctx, d->e->recbuf.buf, d->e->recbuf.len);
     }
 }

@@ -49,10 +49,22 @@ void job_free(struct job *job)
         return;
     /* jid, jobtype, queue, created_at and body live in the job's own allocation. */
     free(job->wid);
-    free(job->unique_key);
-    job_track_free(job->track);
+    if (job->extra) {
+        free(job->extra->unique_key);
+        job_track_free(job->extra->track);
+        free(job->extra);
+    }
     job_failure_free(job->failure);
     free(job);
+}
+
+const struct job_extra job_extra_none;
+
+struct job_extra *job_extra_need(struct job *job)
+{
+    if (!job->extra)
+        job->extra = xcalloc(1, sizeof *job->extra);
+    return job->extra;
 }
 
 void job_track_free(struct job_track *t)
@@ -199,8 +211,9 @@ int job_unique_key_derive(struct job *job)
     cJSON *args = cJSON_GetObjectItemCaseSensitive(obj, "args");
     int rc = -1;
     if (cJSON_IsArray(args)) {
-        free(job->unique_key);
-        job->unique_key = job_unique_key_make(job->jobtype, job->queue, args);
+        struct job_extra *x = job_extra_need(job);
+        free(x->unique_key);
+        x->unique_key = job_unique_key_make(job->jobtype, job->queue, args);
         rc = 0;
     }
     cJSON_Delete(obj);
@@ -526,12 +539,15 @@ static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_
     struct job *job = job_new(jid, jobtype, queue, created_at, body.buf ? body.buf : "", body.len);
     sbuf_release(&body);
     if (ft.unique_for_s > 0)
-        job->unique_key = job_unique_key_make(jobtype, queue, args);
+        job_extra_need(job)->unique_key = job_unique_key_make(jobtype, queue, args);
     for (size_t i = 0; i < sizeof owned_keys / sizeof *owned_keys; i++)
         cJSON_Delete(detached[i]); /* the caller's obj is left without them, as documented */
-    job->expires_at_ns = ft.expires_at_ns;
-    job->unique_for_s = ft.unique_for_s;
-    job->is_unique_until_start = ft.is_until_start;
+    if (ft.expires_at_ns || ft.unique_for_s || ft.is_until_start) {
+        struct job_extra *x = job_extra_need(job);
+        x->expires_at_ns = ft.expires_at_ns;
+        x->unique_for_s = ft.unique_for_s;
+        x->is_unique_until_start = ft.is_until_start;
+    }
     job->retry = retry;
     job->reserve_for_s = reserve_for;
     job->at_ns = at_ns;

@@ -53,29 +53,39 @@ struct job_track {
     int64_t updated_at_ns;
 };
 
+/*
+ * What only some jobs use: the enterprise-style options read from `custom`
+ * at push (docs/features.md, carried by the journal's REC_ADD record), TRACK
+ * progress and batch membership. Most jobs use none of it, so it lives
+ * behind one pointer, allocated the first time a job needs a field of it;
+ * a job without it reads as if every field were zero.
+ */
+struct job_extra {
+    int64_t expires_at_ns;     /* discarded instead of fetched from then on; 0 = never */
+    int64_t unique_until_ns;   /* lock expiry while the engine holds the lock, else 0 */
+    char *unique_key;          /* jobtype, queue and args when unique_for_s > 0 */
+    struct job_track *track;   /* TRACK SET progress, or NULL */
+    struct batch *batch;       /* the batch custom.bid joined (engine/batch.h), or NULL */
+    int unique_for_s;          /* > 0: unique job, lock held this long after push */
+    int is_unique_until_start; /* lock released at FETCH instead of at ACK */
+};
+
+/*
+ * Field order keeps the struct free of padding holes: every queued job pays
+ * for each byte here (bench/job_memory.c measures it).
+ */
 struct job {
     char *jid;
     char *jobtype;
     char *queue;
     char *created_at;    /* as given, or set at push */
     char *body;          /* client members, no braces; may be "" */
-    int retry;           /* <0 dead on first failure, 0 discard, N retries */
-    int reserve_for_s;   /* as given (0 = default) */
+    struct job_failure *failure;
+    struct job_extra *extra; /* or NULL: read through job_extra(), write through job_extra_need() */
     int64_t at_ns;       /* scheduled time from 'at', 0 if none */
     int64_t enqueued_at_ns;
-    struct job_failure *failure;
-
-    /*
-     * Enterprise-style options, read from `custom` at push (docs/features.md)
-     * and carried by the journal's REC_ADD record.
-     */
-    int64_t expires_at_ns;     /* discarded instead of fetched from then on; 0 = never */
-    int unique_for_s;          /* > 0: unique job, lock held this long after push */
-    int is_unique_until_start; /* lock released at FETCH instead of at ACK */
-    char *unique_key;          /* jobtype, queue and args when unique_for_s > 0 */
-    int64_t unique_until_ns;   /* lock expiry while the engine holds the lock, else 0 */
-    struct job_track *track;   /* TRACK SET progress, or NULL */
-    struct batch *batch;       /* the batch custom.bid joined (engine/batch.h), or NULL */
+    int retry;           /* <0 dead on first failure, 0 discard, N retries */
+    int reserve_for_s;   /* as given (0 = default) */
 
     /* Engine bookkeeping: where the job is. */
     enum job_state state;
@@ -96,6 +106,18 @@ struct job {
 
     char strings[]; /* jid, jobtype, queue, created_at and body point in here (job_new) */
 };
+
+/* All zero: what job_extra() returns for a job without extras. */
+extern const struct job_extra job_extra_none;
+
+/* The job's rarely used fields, read-only (all zero when it has none). */
+static inline const struct job_extra *job_extra(const struct job *job)
+{
+    return job->extra ? job->extra : &job_extra_none;
+}
+
+/* The job's rarely used fields for writing, allocated (zeroed) on first use; job_free frees them. */
+struct job_extra *job_extra_need(struct job *job);
 
 /* Validation errors carry Faktory's message text; see docs/protocol.md. */
 #define JOB_ERR_MAX 512
@@ -147,7 +169,7 @@ void job_failure_free(struct job_failure *f);
 char *job_unique_key_make(const char *jobtype, const char *queue, const struct cJSON *args);
 
 /*
- * Sets job->unique_key from the job's stored body (used when a job is
+ * Sets the job's unique_key from its stored body (used when a job is
  * rebuilt from a record). Returns 0, or -1 when the body has no args.
  */
 int job_unique_key_derive(struct job *job);

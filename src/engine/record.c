@@ -164,10 +164,11 @@ void rec_encode_add(struct sbuf *b, const struct job *job, const struct placemen
         rec_put_failure(b, job->failure);
     rec_put_placement(b, pl);
     /* Added after version 1's layout: decoders read these only when present. */
-    rec_put_i64(b, job->expires_at_ns);
-    rec_put_u32(b, (uint32_t)job->unique_for_s);
-    rec_put_u8(b, (uint8_t)(job->is_unique_until_start != 0));
-    rec_put_i64(b, job->unique_until_ns);
+    const struct job_extra *x = job_extra(job);
+    rec_put_i64(b, x->expires_at_ns);
+    rec_put_u32(b, (uint32_t)x->unique_for_s);
+    rec_put_u8(b, (uint8_t)(x->is_unique_until_start != 0));
+    rec_put_i64(b, x->unique_until_ns);
 }
 
 void rec_encode_place(struct sbuf *b, const char *jid, const struct placement *pl)

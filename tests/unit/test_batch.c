@@ -66,7 +66,7 @@ static void check_links(struct engine *e)
     for (struct batch *b = e->batches.head; b; b = b->next) {
         uint32_t n = 0;
         for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);)
-            n += ((struct job *)val)->batch == b;
+            n += job_extra((struct job *)val)->batch == b;
         if (n != b->nlive)
             fail_msg("batch %s: %u held jobs point at it but nlive is %u", b->bid, n, b->nlive);
         if (b->pending < b->failed || b->total < b->pending || b->failed < 0)

@@ -361,7 +361,7 @@ static void cron_table_fires_once_per_slot(void **state)
     cJSON *custom = cJSON_GetObjectItem(j, "custom");
     assert_string_equal(cJSON_GetObjectItem(custom, "cron")->valuestring, "five");
     assert_string_equal(cJSON_GetObjectItem(custom, "k")->valuestring, "v");
-    assert_true(job->expires_at_ns > now);
+    assert_true(job_extra(job)->expires_at_ns > now);
     cJSON_Delete(j);
     sbuf_release(&b);
 

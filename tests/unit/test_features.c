@@ -42,11 +42,11 @@ static void check_unique_invariant(struct engine *e)
     void *val;
     for (size_t i = 0; strmap_next(&e->jobs, &i, &key, &val);) {
         struct job *job = val;
-        if (job->unique_until_ns) {
+        if (job_extra(job)->unique_until_ns) {
             holders++;
-            if (!job->unique_key)
+            if (!job_extra(job)->unique_key)
                 fail_msg("job %s holds a lock but has no unique key", job->jid);
-            if (strmap_get(&e->unique, job->unique_key) != job)
+            if (strmap_get(&e->unique, job_extra(job)->unique_key) != job)
                 fail_msg("job %s holds a lock the unique map does not give it", job->jid);
         }
     }
@@ -163,21 +163,22 @@ static void assert_same_features(struct engine *a, struct engine *b, int with_fi
         if (x->state != JOB_ENQUEUED && x->tnode.score_ns != y->tnode.score_ns)
             fail_msg("job %s: score %lld vs %lld", key, (long long)x->tnode.score_ns,
                      (long long)y->tnode.score_ns);
-        if (x->expires_at_ns != y->expires_at_ns)
-            fail_msg("job %s: expires_at %lld vs %lld", key, (long long)x->expires_at_ns,
-                     (long long)y->expires_at_ns);
-        assert_int_equal(x->unique_for_s, y->unique_for_s);
-        assert_int_equal(x->is_unique_until_start, y->is_unique_until_start);
-        if (x->unique_until_ns != y->unique_until_ns)
-            fail_msg("job %s: unique lock until %lld vs %lld", key, (long long)x->unique_until_ns,
-                     (long long)y->unique_until_ns);
-        if (x->unique_until_ns && !same_str(x->unique_key, y->unique_key))
+        const struct job_extra *xx = job_extra(x), *yx = job_extra(y);
+        if (xx->expires_at_ns != yx->expires_at_ns)
+            fail_msg("job %s: expires_at %lld vs %lld", key, (long long)xx->expires_at_ns,
+                     (long long)yx->expires_at_ns);
+        assert_int_equal(xx->unique_for_s, yx->unique_for_s);
+        assert_int_equal(xx->is_unique_until_start, yx->is_unique_until_start);
+        if (xx->unique_until_ns != yx->unique_until_ns)
+            fail_msg("job %s: unique lock until %lld vs %lld", key, (long long)xx->unique_until_ns,
+                     (long long)yx->unique_until_ns);
+        if (xx->unique_until_ns && !same_str(xx->unique_key, yx->unique_key))
             fail_msg("job %s: unique key differs after rebuild", key);
-        assert_int_equal(x->track == NULL, y->track == NULL);
-        if (x->track) {
-            assert_int_equal(x->track->percent, y->track->percent);
-            assert_true(same_str(x->track->desc, y->track->desc));
-            assert_true(x->track->updated_at_ns == y->track->updated_at_ns);
+        assert_int_equal(xx->track == NULL, yx->track == NULL);
+        if (xx->track) {
+            assert_int_equal(xx->track->percent, yx->track->percent);
+            assert_true(same_str(xx->track->desc, yx->track->desc));
+            assert_true(xx->track->updated_at_ns == yx->track->updated_at_ns);
         }
     }
     assert_int_equal(a->unique.count, b->unique.count);
@@ -269,33 +270,33 @@ static void features_duration_parsing(void **state)
 static void features_custom_fields_parse_and_validate(void **state)
 {
     struct job *job = make_job("exp-at-01", "q", NULL, "\"custom\":{\"expires_at\":\"2024-03-01T00:01:00Z\"}");
-    assert_true(job->expires_at_ns == T0 + 60 * SEC);
+    assert_true(job_extra(job)->expires_at_ns == T0 + 60 * SEC);
     job_free(job);
     job = make_job("exp-in-01", "q", NULL, "\"custom\":{\"expires_in\":90}");
-    assert_true(job->expires_at_ns == T0 + 90 * SEC);
+    assert_true(job_extra(job)->expires_at_ns == T0 + 90 * SEC);
     job_free(job);
     job = make_job("exp-in-02", "q", NULL, "\"custom\":{\"expires_in\":\"5m\"}");
-    assert_true(job->expires_at_ns == T0 + 300 * SEC);
+    assert_true(job_extra(job)->expires_at_ns == T0 + 300 * SEC);
     job_free(job);
     /* expires_at wins over expires_in */
     job = make_job("exp-both1", "q", NULL,
                    "\"custom\":{\"expires_in\":\"5m\",\"expires_at\":\"2024-03-01T00:00:10Z\"}");
-    assert_true(job->expires_at_ns == T0 + 10 * SEC);
+    assert_true(job_extra(job)->expires_at_ns == T0 + 10 * SEC);
     job_free(job);
     job = make_job("uniq-0001", "q", "[1,{\"a\":\"b\"}]", "\"custom\":{\"unique_for\":60,\"unique_until\":\"start\"}");
-    assert_int_equal(job->unique_for_s, 60);
-    assert_true(job->is_unique_until_start);
-    assert_non_null(job->unique_key);
+    assert_int_equal(job_extra(job)->unique_for_s, 60);
+    assert_true(job_extra(job)->is_unique_until_start);
+    assert_non_null(job_extra(job)->unique_key);
     /* The key derived from the stored body is the key computed at push. */
-    char *k = strdup(job->unique_key);
+    char *k = strdup(job_extra(job)->unique_key);
     assert_int_equal(job_unique_key_derive(job), 0);
-    assert_string_equal(k, job->unique_key);
+    assert_string_equal(k, job_extra(job)->unique_key);
     free(k);
     job_free(job);
     job = make_job("plain-001", "q", NULL, "\"custom\":{\"k\":1}");
-    assert_true(job->expires_at_ns == 0);
-    assert_int_equal(job->unique_for_s, 0);
-    assert_null(job->unique_key);
+    assert_true(job_extra(job)->expires_at_ns == 0);
+    assert_int_equal(job_extra(job)->unique_for_s, 0);
+    assert_null(job_extra(job)->unique_key);
     job_free(job);
 
     static const struct {
@@ -468,8 +469,8 @@ static void features_unique_lock_expires(void **state)
     assert_int_equal(try_push("uniq-0002", "[1]", U60), ENGINE_ENOTUNIQUE);
     clock_ns += 1 * SEC; /* unique_for after the push: the lock is gone */
     push("uniq-0002", "[1]", U60);
-    assert_int_equal(find("uniq-0001")->unique_until_ns, 0);
-    assert_true(find("uniq-0002")->unique_until_ns == clock_ns + 60 * SEC);
+    assert_int_equal(job_extra(find("uniq-0001"))->unique_until_ns, 0);
+    assert_true(job_extra(find("uniq-0002"))->unique_until_ns == clock_ns + 60 * SEC);
     check_rebuilds();
 }
 
@@ -524,20 +525,20 @@ static void features_old_add_records_still_decode(void **state)
     assert_int_equal(engine_apply(r, b.buf, old_len, err, sizeof err), 0);
     struct job *got = strmap_get(&r->jobs, "old-rec-1");
     assert_non_null(got);
-    assert_true(got->expires_at_ns == 0);
-    assert_int_equal(got->unique_for_s, 0);
+    assert_true(job_extra(got)->expires_at_ns == 0);
+    assert_int_equal(job_extra(got)->unique_for_s, 0);
     assert_int_equal(r->unique.count, 0);
     check_unique_invariant(r);
     /* And the full record carries the fields. */
     struct engine *r2 = engine_new(&cfg, NULL);
-    job->unique_until_ns = clock_ns + 60 * SEC;
+    job_extra_need(job)->unique_until_ns = clock_ns + 60 * SEC;
     sbuf_reset(&b);
     rec_encode_add(&b, job, &pl);
     assert_int_equal(engine_apply(r2, b.buf, b.len, err, sizeof err), 0);
     got = strmap_get(&r2->jobs, "old-rec-1");
-    assert_true(got->expires_at_ns == clock_ns + 5 * SEC);
-    assert_int_equal(got->unique_for_s, 60);
-    assert_true(got->unique_until_ns == clock_ns + 60 * SEC);
+    assert_true(job_extra(got)->expires_at_ns == clock_ns + 5 * SEC);
+    assert_int_equal(job_extra(got)->unique_for_s, 60);
+    assert_true(job_extra(got)->unique_until_ns == clock_ns + 60 * SEC);
     assert_int_equal(r2->unique.count, 1);
     check_unique_invariant(r2);
     /* An old counters record (no expired_jobs field) leaves the count at 0. */
