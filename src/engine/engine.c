@@ -299,7 +299,7 @@ static void forget(struct engine *e, struct job *job)
 {
     if (job_extra(job)->batch)
         batch_job_gone(e, job);
-    e->job_bytes -= job->mem_bytes;
+    e->job_bytes -= engine_job_footprint(job); /* what push or replay added: its strings never change */
     unique_release(e, job);
     strmap_del(&e->jobs, job->jid);
     job_free(job);
@@ -619,7 +619,6 @@ int engine_push(struct engine *e, struct job *job, int64_t now_ns)
     strmap_put(&e->jobs, job->jid, job);
     if (batch)
         batch_join(e, job, batch);
-    job->mem_bytes = footprint;
     e->job_bytes += footprint;
     if (job->at_ns > now_ns) {
         job->state = JOB_SCHEDULED;
@@ -1245,10 +1244,10 @@ static int apply_add(struct engine *e, struct rec_reader *r)
             batch_join(e, job, b);
         free(bid);
     }
-    job->mem_bytes = engine_job_footprint(job);
-    e->job_bytes += job->mem_bytes;
     if (job_extra(job)->unique_for_s > 0 && job_unique_key_derive(job) == 0 && lock_until_ns)
         unique_acquire(e, job, lock_until_ns);
+    /* After the key is derived, so a replayed job counts what its push counted. */
+    e->job_bytes += engine_job_footprint(job);
     place(e, job, &pl);
     free((char *)pl.wid);
     return 0;

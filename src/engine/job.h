@@ -102,7 +102,6 @@ struct job {
     };
     char *wid;                 /* reserving process when WORKING ("" for none) */
     int64_t reserved_at_ns;
-    size_t mem_bytes;          /* what the engine counted for it in job_bytes */
 
     char strings[]; /* jid, jobtype, queue, created_at and body point in here (job_new) */
 };
