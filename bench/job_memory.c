@@ -65,7 +65,8 @@ int main(int argc, char **argv)
     size_t json_total = 0, strings_total = 0, chunk_total = 0;
 
     /* The first push creates the queue and sizes the first tables: not part of a job's cost. */
-    sbuf_addf(&json, "{\"jid\":\"warmup-job-000000000000\",\"jobtype\":\"bench\",\"queue\":\"bench\",\"args\":[]}");
+    sbuf_addf(&json, "{\"jid\":\"warmup-job-000000000000\",\"jobtype\":\"bench\","
+                     "\"queue\":\"bench\",\"args\":[]}");
     struct job *job;
     if (job_parse(json.buf, json.len, now_ns, &job, err) != 0 || engine_push(e, job, now_ns) != 0) {
         fprintf(stderr, "job_memory: warm-up push refused: %s\n", err);
@@ -77,8 +78,8 @@ int main(int argc, char **argv)
     for (long i = 0; i < n; i++) {
         sbuf_reset(&json);
         sbuf_addf(&json,
-                  "{\"jid\":\"b3nchrun01%04x%010lx\",\"jobtype\":\"bench\",\"queue\":\"bench\",\"retry\":0,"
-                  "\"args\":[%lld,\"%s\"]}",
+                  "{\"jid\":\"b3nchrun01%04x%010lx\",\"jobtype\":\"bench\",\"queue\":\"bench\","
+                  "\"retry\":0,\"args\":[%lld,\"%s\"]}",
                   0, (unsigned long)i, (long long)(now_ns + i), pad);
         json_total += json.len;
         if (job_parse(json.buf, json.len, now_ns, &job, err) != 0) {
@@ -100,15 +101,16 @@ int main(int argc, char **argv)
 
     double per_job = (double)(heap1 - heap0) / (double)n;
     double json_per_job = (double)json_total / (double)n;
-    printf("struct job %zu bytes, struct job_extra %zu bytes (allocated only for jobs that use it)\n",
+    double chunk_per_job = (double)chunk_total / (double)n;
+    printf("struct job %zu bytes, struct job_extra %zu bytes (only for jobs that use it)\n",
            sizeof(struct job), sizeof(struct job_extra));
-    printf("%ld jobs of %.0f bytes of JSON: heap %.1f MB, %.1f bytes/job, %.1f beyond the job's JSON\n", n,
-           json_per_job, (double)(heap1 - heap0) / 1048576.0, per_job, per_job - json_per_job);
-    printf("of which: the job's one allocation %.1f (struct %zu + strings %.1f + malloc's header and rounding "
-           "%.1f), the rest (jid map slots, extras) %.1f\n",
-           (double)chunk_total / (double)n, sizeof(struct job), (double)strings_total / (double)n,
-           (double)(chunk_total - strings_total) / (double)n - (double)sizeof(struct job),
-           per_job - (double)chunk_total / (double)n);
+    printf("%ld jobs of %.0f bytes of JSON: heap %.1f MB, %.1f bytes/job, %.1f beyond the JSON\n",
+           n, json_per_job, (double)(heap1 - heap0) / 1048576.0, per_job, per_job - json_per_job);
+    printf("of which: the job's one allocation %.1f (struct %zu + strings %.1f + malloc's header\n"
+           "and rounding %.1f), the rest (jid map slots, extras) %.1f\n",
+           chunk_per_job, sizeof(struct job), (double)strings_total / (double)n,
+           chunk_per_job - (double)strings_total / (double)n - (double)sizeof(struct job),
+           per_job - chunk_per_job);
     printf("counted by --max-memory: %.1f bytes/job\n", (double)e->job_bytes / (double)(n + 1));
     engine_free(e);
     free(pad);

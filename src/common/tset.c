@@ -2,12 +2,9 @@
 
 #include <string.h>
 
-#include "common/xorshift.h"
-
 void tset_init(struct tset *s)
 {
     memset(s, 0, sizeof *s);
-    s->rng = 0x9e3779b9u;
 }
 
 static int less(const struct tset_node *a, const struct tset_node *b)
@@ -15,9 +12,19 @@ static int less(const struct tset_node *a, const struct tset_node *b)
     return a->score_ns < b->score_ns || (a->score_ns == b->score_ns && a->seq < b->seq);
 }
 
-static uint32_t next_prio(struct tset *s)
+/*
+ * A node's treap priority: its insertion number scrambled by splitmix64's
+ * finalizer (a bijection, so every insertion gets a distinct, well spread
+ * value, a new one each time the node is inserted again). Like the xorshift
+ * values it replaces, spread but not unpredictable. Derived rather than
+ * stored: the 4 bytes (8 with padding) would be paid by every job.
+ */
+static uint64_t prio(const struct tset_node *n)
 {
-    return xorshift32(&s->rng);
+    uint64_t z = n->seq + UINT64_C(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
 }
 
 static struct tset_node *insert_at(struct tset_node *root, struct tset_node *n)
@@ -26,7 +33,7 @@ static struct tset_node *insert_at(struct tset_node *root, struct tset_node *n)
         return n;
     if (less(n, root)) {
         root->left = insert_at(root->left, n);
-        if (root->left->prio > root->prio) {
+        if (prio(root->left) > prio(root)) {
             struct tset_node *l = root->left;
             root->left = l->right;
             l->right = root;
@@ -34,7 +41,7 @@ static struct tset_node *insert_at(struct tset_node *root, struct tset_node *n)
         }
     } else {
         root->right = insert_at(root->right, n);
-        if (root->right->prio > root->prio) {
+        if (prio(root->right) > prio(root)) {
             struct tset_node *r = root->right;
             root->right = r->left;
             r->left = root;
@@ -49,7 +56,6 @@ void tset_insert(struct tset *s, struct tset_node *node, int64_t score_ns)
     node->left = node->right = NULL;
     node->score_ns = score_ns;
     node->seq = s->next_seq++;
-    node->prio = next_prio(s);
     s->root = insert_at(s->root, node);
     s->count++;
 }
@@ -60,7 +66,7 @@ static struct tset_node *merge(struct tset_node *a, struct tset_node *b)
         return b;
     if (!b)
         return a;
-    if (a->prio > b->prio) {
+    if (prio(a) > prio(b)) {
         a->right = merge(a->right, b);
         return a;
     }

@@ -11,18 +11,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 32 bytes: every job holds one, so the treap priority is derived from seq, not stored. */
 struct tset_node {
     struct tset_node *left, *right;
     int64_t score_ns;
     uint64_t seq;
-    uint32_t prio;
 };
 
 struct tset {
     struct tset_node *root;
     size_t count;
     uint64_t next_seq;
-    uint32_t rng;
 };
 
 void tset_init(struct tset *s);

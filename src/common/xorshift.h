@@ -1,6 +1,6 @@
 /*
  * xorshift: a tiny deterministic generator (xorshift32) for values that need
- * to be well spread, not unpredictable: treap priorities, backoff jitter.
+ * to be well spread, not unpredictable: backoff jitter, generated jids.
  * The state must never be 0. Pure; the caller owns the state.
  */
 #ifndef SPOOL_XORSHIFT_H

@@ -47,7 +47,8 @@ const char *engine_strerror(int err)
 size_t engine_job_footprint(const struct job *job)
 {
     size_t n = JOB_FIXED_FOOTPRINT + job->body_len;
-    const char *strs[] = {job->jid, job->jobtype, job->queue, job->created_at, job_extra(job)->unique_key};
+    const char *strs[] = {job->jid, job->jobtype, job->queue, job->created_at,
+                          job_extra(job)->unique_key};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strs[i])
             n += strlen(strs[i]) + 1;
@@ -299,7 +300,8 @@ static void forget(struct engine *e, struct job *job)
 {
     if (job_extra(job)->batch)
         batch_job_gone(e, job);
-    e->job_bytes -= engine_job_footprint(job); /* what push or replay added: its strings never change */
+    /* What push or replay added: the strings it counts never change while the job is held. */
+    e->job_bytes -= engine_job_footprint(job);
     unique_release(e, job);
     strmap_del(&e->jobs, job->jid);
     job_free(job);

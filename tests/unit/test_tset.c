@@ -253,6 +253,46 @@ static void tset_random_against_reference(void **state)
     free(items);
 }
 
+static int depth(const struct tset_node *n)
+{
+    if (!n)
+        return 0;
+    int l = depth(n->left), r = depth(n->right);
+    return 1 + (l > r ? l : r);
+}
+
+/*
+ * Jobs arrive in score order (a queue's reservations, a schedule filled in
+ * time order) or all at one score: the treap's derived priorities must keep
+ * it shallow anyway, also after members leave from the front and come back.
+ */
+static void tset_stays_shallow_for_ordered_inserts(void **state)
+{
+    (void)state;
+    enum { N = 1 << 16 };
+    struct item *items = calloc(N, sizeof *items);
+    assert_non_null(items);
+    for (int same = 0; same < 2; same++) {
+        struct tset s;
+        tset_init(&s);
+        for (int i = 0; i < N; i++)
+            tset_insert(&s, &items[i].node, same ? 42 : i);
+        int d = depth(s.root);
+        if (d > 80) /* about 3 ln N is expected; a degenerate treap is N deep */
+            fail_msg("depth %d for %d %s inserts", d, N, same ? "equal-score" : "rising-score");
+        for (int i = 0; i < N / 2; i++) {
+            struct tset_node *min = tset_min(&s);
+            tset_remove(&s, min);
+            tset_insert(&s, min, same ? 42 : N + i);
+        }
+        d = depth(s.root);
+        if (d > 80)
+            fail_msg("depth %d after re-inserting half of %d members", d, N);
+        assert_int_equal(s.count, N);
+    }
+    free(items);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +302,7 @@ int main(void)
         cmocka_unit_test(tset_remove_arbitrary),
         cmocka_unit_test(tset_walk_stops_early),
         cmocka_unit_test(tset_random_against_reference),
+        cmocka_unit_test(tset_stays_shallow_for_ordered_inserts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
