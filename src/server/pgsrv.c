@@ -373,9 +373,9 @@ static void on_idle(void *arg)
 /* The job's expiry as an RFC 3339 text for spool.push, or NULL. */
 static const char *expiry_text(const struct job *job, char buf[TIMEFMT_MAX])
 {
-    if (!job->expires_at_ns)
+    if (!job_extra(job)->expires_at_ns)
         return NULL;
-    timefmt_format(job->expires_at_ns, buf);
+    timefmt_format(job_extra(job)->expires_at_ns, buf);
     return buf;
 }
 
@@ -392,7 +392,7 @@ static void expiry_json(struct sbuf *b, const struct job *job)
 
 const char *pgsrv_job_unsupported(const struct job *job)
 {
-    if (job->unique_for_s > 0)
+    if (job_extra(job)->unique_for_s > 0)
         return "unique jobs (custom.unique_for) are not available with the PostgreSQL store yet";
     char *bid = batch_bid_of(job);
     free(bid);
