@@ -57,6 +57,11 @@ start)
             exit 1
         fi
         chown postgres "$dir"
+        if ! runuser -u postgres -- test -w "$dir"; then
+            echo "cluster.sh: the postgres user cannot reach $dir: every directory above it must be" \
+                 "searchable by others (chmod o+x)" >&2
+            exit 1
+        fi
     fi
     as_owner "$bindir/initdb" -D "$dir/data" -A trust -U spool --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 || {
         cat "$dir/initdb.log" >&2
