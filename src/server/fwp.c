@@ -240,12 +240,17 @@ static void on_pg_pushb(void *arg, int rc, const char *msg, const char *out, siz
 
 static void pg_fetch_again(struct conn *c);
 
-static void pg_fetch_finish(struct conn *c)
+static void pg_queues_free(struct conn *c)
 {
     for (int i = 0; c->pg_queues && c->pg_queues[i]; i++)
         free(c->pg_queues[i]);
     free(c->pg_queues);
     c->pg_queues = NULL;
+}
+
+static void pg_fetch_finish(struct conn *c)
+{
+    pg_queues_free(c);
     c->is_pg_deadline = 0;
     pgsrv_unwait(c->srv->pgsrv, &c->pgw);
     pg_end(c);
@@ -348,10 +353,7 @@ void fwp_pg_conn_gone(struct conn *c)
         pgsrv_cancel(c->pgop);
     c->pgop = NULL;
     pgsrv_unwait(c->srv->pgsrv, &c->pgw);
-    for (int i = 0; c->pg_queues && c->pg_queues[i]; i++)
-        free(c->pg_queues[i]);
-    free(c->pg_queues);
-    c->pg_queues = NULL;
+    pg_queues_free(c);
     cJSON_Delete(c->pg_errors);
     c->pg_errors = NULL;
 }

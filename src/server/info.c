@@ -80,6 +80,19 @@ static void add_now(cJSON *root, int64_t now)
     cJSON_AddStringToObject(root, "now", ts);
 }
 
+/* INFO's first members: now and server_utc_time. */
+static cJSON *info_root(int64_t now)
+{
+    cJSON *root = cJSON_CreateObject();
+    add_now(root, now);
+    char ts[TIMEFMT_MAX];
+    timefmt_format(now, ts);
+    char hms[16];
+    snprintf(hms, sizeof hms, "%.8s UTC", ts + 11);
+    cJSON_AddStringToObject(root, "server_utc_time", hms);
+    return root;
+}
+
 static void emit(cJSON *root, struct sbuf *out)
 {
     char *text = cJSON_PrintUnformatted(root);
@@ -92,13 +105,7 @@ void info_render(struct server *srv, struct sbuf *out)
 {
     struct engine *e = srv->engine;
     int64_t now = server_now();
-    cJSON *root = cJSON_CreateObject();
-    add_now(root, now);
-    char ts[TIMEFMT_MAX];
-    timefmt_format(now, ts);
-    char hms[16];
-    snprintf(hms, sizeof hms, "%.8s UTC", ts + 11);
-    cJSON_AddStringToObject(root, "server_utc_time", hms);
+    cJSON *root = info_root(now);
 
     cJSON *f = cJSON_AddObjectToObject(root, "faktory");
     cJSON *queues = cJSON_AddObjectToObject(f, "queues");
@@ -152,13 +159,7 @@ void info_render_store(struct server *srv, const cJSON *counts, struct sbuf *out
 {
     struct engine *e = srv->engine;
     int64_t now = server_now();
-    cJSON *root = cJSON_CreateObject();
-    add_now(root, now);
-    char ts[TIMEFMT_MAX];
-    timefmt_format(now, ts);
-    char hms[16];
-    snprintf(hms, sizeof hms, "%.8s UTC", ts + 11);
-    cJSON_AddStringToObject(root, "server_utc_time", hms);
+    cJSON *root = info_root(now);
 
     cJSON *f = cJSON_AddObjectToObject(root, "faktory");
     cJSON *queues = cJSON_GetObjectItemCaseSensitive(counts, "queues");

@@ -442,6 +442,24 @@ static void arm_signals_and_tick(struct server *srv)
     on_tick(-1, 0, srv);
 }
 
+/* Descriptors, SIGPIPE and the event loop: what both stores need first. 0 or -1 (logged). */
+static int init_loop(struct server *srv)
+{
+    char err[512];
+    signal(SIGPIPE, SIG_IGN);
+    int lim = rlimit_raise_nofile(srv->cfg.max_connections, err, sizeof err);
+    if (lim == 0)
+        log_debug("msg=\"%s\"", err);
+    else
+        log_warn("msg=\"%s\"", err);
+    srv->base = event_base_new();
+    if (!srv->base) {
+        log_error("msg=\"cannot create the event loop\"");
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * --store postgres://: no data directory, no journal. The engine still
  * holds this server's worker processes; jobs live in PostgreSQL (pgsrv).
@@ -449,7 +467,6 @@ static void arm_signals_and_tick(struct server *srv)
 static int init_postgres(struct server *srv)
 {
     const struct config *cfg = &srv->cfg;
-    char err[512];
     if (cfg->config_dir) {
         static const char *const unsupported[] = {"cron.json", "throttles.json"};
         for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++) {
@@ -463,17 +480,8 @@ static int init_postgres(struct server *srv)
             }
         }
     }
-    signal(SIGPIPE, SIG_IGN);
-    int lim = rlimit_raise_nofile(cfg->max_connections, err, sizeof err);
-    if (lim == 0)
-        log_debug("msg=\"%s\"", err);
-    else
-        log_warn("msg=\"%s\"", err);
-    srv->base = event_base_new();
-    if (!srv->base) {
-        log_error("msg=\"cannot create the event loop\"");
+    if (init_loop(srv) != 0)
         return -1;
-    }
     struct engine_hooks hooks = {.ctx = srv, .reaped = on_reaped};
     srv->engine = new_engine(cfg, &hooks, (uint32_t)(srv->started_ns ^ (srv->started_ns >> 32)));
     if (pgsrv_init(srv) != 0)
@@ -509,17 +517,8 @@ int server_init(struct server *srv, const struct config *cfg)
         log_error("msg=\"%s\"", err);
         return -1;
     }
-    signal(SIGPIPE, SIG_IGN);
-    int lim = rlimit_raise_nofile(cfg->max_connections, err, sizeof err);
-    if (lim == 0)
-        log_debug("msg=\"%s\"", err);
-    else
-        log_warn("msg=\"%s\"", err);
-    srv->base = event_base_new();
-    if (!srv->base) {
-        log_error("msg=\"cannot create the event loop\"");
+    if (init_loop(srv) != 0)
         return -1;
-    }
     struct engine_hooks hooks = {.ctx = srv, .reaped = on_reaped, .record = on_record};
     srv->engine = new_engine(cfg, &hooks, (uint32_t)(srv->started_ns ^ (srv->started_ns >> 32)));
 
