@@ -292,7 +292,9 @@ static void api_pg_done(void *arg, int rc, const char *msg, const char *out, siz
     struct sbuf b;
     sbuf_init(&b);
     if (rc != 0) {
-        int code = rc == PUSH_JID_IN_USE ? 409 : strstr(msg, "connection lost") ? 503 : 500;
+        int code = rc == PUSH_JID_IN_USE || rc == PUSH_NOT_UNIQUE ? 409
+                   : strstr(msg, "connection lost")                ? 503
+                                                                   : 500;
         reply_error(req, code, "%s", msg);
     } else if (a->kind == APG_JSON || (a->kind == APG_JSON_OR_404 && outlen)) {
         sbuf_add(&b, out, outlen);

@@ -197,6 +197,8 @@ static void on_pg_ok(void *arg, int rc, const char *msg, const char *out, size_t
     (void)outlen;
     if (rc == 0)
         conn_reply_str(c, "+OK\r\n");
+    else if (rc == PUSH_NOT_UNIQUE)
+        reply_coded_err(c, msg);
     else
         conn_reply_err(c, "%s", msg);
     pg_end(c);

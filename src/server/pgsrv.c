@@ -134,6 +134,9 @@ static int result_ok(const PGresult *res)
     return res && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK);
 }
 
+/* spool.unique_take's refusal; its message is the FWP error, code first. */
+#define SQLSTATE_NOT_UNIQUE "SP001"
+
 static int result_is(const PGresult *res, const char *sqlstate)
 {
     const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -176,6 +179,9 @@ static void push_done(struct pgop *op, PGresult *res, const char *err)
     } else if (result_is(res, "23505")) {
         result_error(res, err, msg, sizeof msg);
         op_finish(op, PUSH_JID_IN_USE, msg + strlen("PostgreSQL: "), NULL, 0);
+    } else if (result_is(res, SQLSTATE_NOT_UNIQUE)) {
+        result_error(res, err, msg, sizeof msg);
+        op_finish(op, PUSH_NOT_UNIQUE, msg + strlen("PostgreSQL: "), NULL, 0);
     } else {
         result_error(res, err, msg, sizeof msg);
         op_finish(op, -1, msg, NULL, 0);
@@ -298,7 +304,10 @@ static void group_done(struct pgop *op, PGresult *res, const char *err)
         long long pos = strtoll(PQgetvalue(res, i, 0), NULL, 10);
         if (pos < 1 || (size_t)pos > op->nmembers)
             continue;
-        rcs[pos - 1] = strcmp(PQgetvalue(res, i, 2), "23505") == 0 ? PUSH_JID_IN_USE : -1;
+        const char *state = PQgetvalue(res, i, 2);
+        rcs[pos - 1] = strcmp(state, "23505") == 0                 ? PUSH_JID_IN_USE
+                       : strcmp(state, SQLSTATE_NOT_UNIQUE) == 0 ? PUSH_NOT_UNIQUE
+                                                                  : -1;
         free(msgs[pos - 1]);
         msgs[pos - 1] = xstrdup(PQgetvalue(res, i, 3));
     }
@@ -392,8 +401,6 @@ static void expiry_json(struct sbuf *b, const struct job *job)
 
 const char *pgsrv_job_unsupported(const struct job *job)
 {
-    if (job_extra(job)->unique_for_s > 0)
-        return "unique jobs (custom.unique_for) are not available with the PostgreSQL store yet";
     char *bid = batch_bid_of(job);
     free(bid);
     if (bid)
@@ -871,8 +878,9 @@ static void on_maint(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!pg_is_leader(p->pg) || p->maint_pending)
         return;
-    p->maint_pending = 2;
+    p->maint_pending = 3;
     pgsrv_exec(p, "SELECT spool.promote(1000)", 0, NULL, maint_step_done, p);
+    pgsrv_exec(p, "SELECT spool.unique_prune()", 0, NULL, maint_step_done, p);
     pg_query(p->pg,
              "SELECT jid, payload::text, lease FROM spool.jobs WHERE state = 'working' AND "
              "reserved_until <= clock_timestamp() ORDER BY reserved_until LIMIT " "100",

@@ -41,8 +41,8 @@ typedef void (*pgsrv_done_fn)(void *arg, int rc, const char *msg, const char *ou
 void pgsrv_cancel(struct pgop *op);
 
 /*
- * What the PostgreSQL store cannot do yet with this job (unique locks,
- * batch membership), as an error message; NULL when it can store it.
+ * What the PostgreSQL store cannot do yet with this job (batch
+ * membership), as an error message; NULL when it can store it.
  */
 const char *pgsrv_job_unsupported(const struct job *job);
 

@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const { withServer, startServer, makeJob, makeTempDir, removeDir, parseUtc, isPostgres } = require('../lib/spoold');
 
 // Unique jobs and TRACK are journal-store features for now (docs/postgres.md).
-const journalOnly = { skip: isPostgres() && 'unique jobs and TRACK: journal store only (docs/postgres.md)' };
+const journalOnly = { skip: isPostgres() && 'TRACK and restarts: journal store only (docs/postgres.md)' };
 
 const past = () => new Date(Date.now() - 60e3).toISOString();
 const future = (ms) => new Date(Date.now() + ms).toISOString();
@@ -32,7 +32,7 @@ test('an expired job is discarded instead of fetched and counted in INFO', async
   });
 });
 
-test('a unique job refuses twins with -NOTUNIQUE until it succeeds', journalOnly, async () => {
+test('a unique job refuses twins with -NOTUNIQUE until it succeeds', async () => {
   await withServer({}, async (srv) => {
     const c = await srv.connect();
     const custom = { unique_for: 60 };
