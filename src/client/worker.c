@@ -3,24 +3,50 @@
  *
  * Threads: spool_worker_run's caller is the heartbeat thread (BEAT every
  * heartbeat_ms on its own connection, shutdown coordination); `concurrency`
- * job threads each own one connection and loop FETCH -> perform -> ACK/FAIL.
+ * job threads run the handlers. How jobs reach them depends on the server,
+ * decided once at run start from the heartbeat connection's HI:
+ *
+ *   - plain (a Faktory server, `spoold --plain-fwp`, concurrency 1, or no
+ *     server reachable at start): each job thread owns one connection and
+ *     loops FETCH -> perform -> ACK/FAIL.
+ *   - batch (the server offers FETCHN and ACKN): a dispatcher thread with its
+ *     own connection asks FETCHN for exactly as many jobs as there are job
+ *     threads waiting for one, and hands them over through a queue; a fetched
+ *     job therefore starts at once, and nothing is held that nobody is ready
+ *     to run (reservations and latency stay as with FETCH). An acker thread
+ *     with its own connection sends the successes as ACKN: everything that
+ *     finished while one ACKN was in flight goes in the next one (group
+ *     commit; no ACK ever waits on purpose). The acker has its own connection
+ *     because a FETCHN with nothing to fetch holds the dispatcher's for up to
+ *     2 s, and an ACK must not wait for that. FAIL stays one command per job,
+ *     sent by the job thread on its own connection (opened lazily, and for
+ *     handlers through spool_ctx_client). A job thread does not wait for its
+ *     ACKN: it queues the ACK and goes back for the next job, unless
+ *     ack_max ACKs are already queued (back pressure).
+ *   Either way FETCHN/FETCH and ACKN/ACK degrade to the plain commands if a
+ *   reconnect lands on a server without the batch verbs.
  *
  * Shared state and its guard:
  *   - stop/quiet/hard-stop requests: atomics, plus two pipes written once and
  *     never drained, so a poll() on them is an interruptible sleep that any
  *     thread can wait on and a signal handler can wake (write is
- *     async-signal-safe);
+ *     async-signal-safe); the heartbeat thread turns a stop and a hard stop
+ *     into condition-variable broadcasts for the threads that wait on those;
  *   - which job each slot is running (jid, is_abandoned) and the busy count:
- *     w->mu, with w->cv signalled when a slot goes idle;
+ *     w->mu, with w->cv signalled when a slot goes idle or an ACK lands;
+ *   - batch mode's hand-over queue, waiting count and ACK queue: w->mu, with
+ *     work_cv (a job was handed over), idle_cv (a job thread waits for one)
+ *     and ack_cv (an ACK is queued);
  *   - counters: atomics.
  * Everything else (config, handlers, middleware) is written before run and
  * only read while running.
  *
  * No job is lost: a result (ACK or FAIL) that could not be delivered stays
- * with its thread, which reconnects with backoff and delivers it again (an
- * ACK of a jid the server already finished is +OK). Only a hard stop (the
- * shutdown timeout has passed) gives up, and then the server's reservation
- * expiry brings the job back.
+ * with its thread (the acker, for queued ACKs), which reconnects with backoff
+ * and delivers it again (an ACK of a jid the server already finished is +OK).
+ * A stop waits for running jobs, queued jobs and queued ACKs alike. Only a
+ * hard stop (the shutdown timeout has passed) gives up, and then the
+ * server's reservation expiry brings the job back.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -113,6 +139,21 @@ struct spool_worker {
 
     atomic_uint_fast64_t processed, failed;
     struct slot *slots;
+
+    /* batch mode (see the header); set before the threads start */
+    int is_batch;
+    size_t fetch_cap, ack_cap;
+    struct slot dispatcher, acker; /* their connections and rngs */
+    pthread_cond_t work_cv, idle_cv, ack_cv;
+    /* guarded by mu */
+    spool_job **handq; /* ring of `concurrency` jobs handed over, not yet taken */
+    size_t hhead, hlen;
+    int waiting;        /* job threads waiting for a job */
+    int is_disp_done;   /* the dispatcher will hand over nothing more */
+    spool_job **acks;   /* ACKs queued for the acker (owned), at most ack_cap */
+    size_t nacks;
+    size_t acks_pending; /* queued + in the ACKN in flight */
+    int is_ack_closing;  /* no job thread is left: the acker ends when drained */
 };
 
 static void default_log(int level, const char *msg, void *ud)
@@ -221,6 +262,9 @@ int spool_worker_new(const spool_worker_config *cfg, spool_worker **out)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&w->cv, &ca);
+    pthread_cond_init(&w->work_cv, &ca);
+    pthread_cond_init(&w->idle_cv, &ca);
+    pthread_cond_init(&w->ack_cv, &ca);
     pthread_condattr_destroy(&ca);
     int is_oom = 0;
     w->url = dup_or_null(cfg->url);
@@ -304,7 +348,12 @@ void spool_worker_free(spool_worker *w)
         if (w->hard_pipe[i] >= 0)
             close(w->hard_pipe[i]);
     }
+    free(w->handq);
+    free(w->acks);
     pthread_cond_destroy(&w->cv);
+    pthread_cond_destroy(&w->work_cv);
+    pthread_cond_destroy(&w->idle_cv);
+    pthread_cond_destroy(&w->ack_cv);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
@@ -435,6 +484,8 @@ const char *spool_worker_wid(const spool_worker *w)
 
 /* ---- handler context ---- */
 
+static int connect_worker(spool_worker *w, spool_client **out);
+
 int spool_ctx_fail(spool_ctx *ctx, const char *errtype, const char *fmt, ...)
 {
     if (!ctx)
@@ -480,7 +531,12 @@ int spool_ctx_is_stopping(const spool_ctx *ctx)
 
 spool_client *spool_ctx_client(spool_ctx *ctx)
 {
-    return ctx ? ctx->slot->c : NULL;
+    if (!ctx)
+        return NULL;
+    /* In batch mode a job thread connects only when it first needs to. */
+    if (!ctx->slot->c && connect_worker(ctx->w, &ctx->slot->c) != 0)
+        ctx->slot->c = NULL;
+    return ctx->slot->c;
 }
 
 spool_worker *spool_ctx_worker(spool_ctx *ctx)
@@ -663,23 +719,53 @@ static void deliver(struct slot *s, const spool_job *job, int rc, spool_ctx *ctx
     }
 }
 
-static void perform(struct slot *s, spool_job *job)
+/* Marks the slot as running job. Caller holds w->mu. */
+static void claim_locked(struct slot *s, const spool_job *job)
+{
+    const char *jid = spool_job_jid(job);
+    snprintf(s->jid, sizeof s->jid, "%s", jid ? jid : "");
+    s->is_abandoned = 0;
+    s->w->busy++;
+}
+
+/* Batch mode: queues a success for the acker, which takes ownership of job.
+ * Waits while ack_cap ACKs are queued. Returns 0 when the ACK is not wanted
+ * any more (abandoned, hard stop): the caller keeps job. */
+static int ack_enqueue(struct slot *s, spool_job *job)
+{
+    spool_worker *w = s->w;
+    int taken = 0;
+    pthread_mutex_lock(&w->mu);
+    while (w->nacks >= w->ack_cap && !s->is_abandoned && !atomic_load(&w->is_hard_stop))
+        pthread_cond_wait(&w->cv, &w->mu);
+    if (!s->is_abandoned && !atomic_load(&w->is_hard_stop)) {
+        w->acks[w->nacks++] = job;
+        w->acks_pending++;
+        pthread_cond_signal(&w->ack_cv);
+        taken = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return taken;
+}
+
+/* Runs a claimed job and delivers its result. Returns 1 if job was handed
+ * to the acker, 0 if the caller still owns it. */
+static int perform_claimed(struct slot *s, spool_job *job)
 {
     spool_worker *w = s->w;
     const char *jid = spool_job_jid(job);
-    pthread_mutex_lock(&w->mu);
-    snprintf(s->jid, sizeof s->jid, "%s", jid ? jid : "");
-    s->is_abandoned = 0;
-    w->busy++;
-    pthread_mutex_unlock(&w->mu);
-
+    int taken = 0;
     spool_ctx ctx = {.w = w, .slot = s};
     spool_chain ch = {.perform = w->perform, .nperform = w->nperform, .cjob = job, .ctx = &ctx,
                       .final = perform_final};
     /* `perform` set even with no hooks, so spool_next ends in final. */
     int rc = spool_next(&ch);
-    if (jid && *jid)
-        deliver(s, job, rc, &ctx);
+    if (jid && *jid) {
+        if (rc == 0 && w->is_batch)
+            taken = ack_enqueue(s, job);
+        else
+            deliver(s, job, rc, &ctx);
+    }
     ctx_release(&ctx);
 
     pthread_mutex_lock(&w->mu);
@@ -688,6 +774,16 @@ static void perform(struct slot *s, spool_job *job)
     w->busy--;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
+    return taken;
+}
+
+static void perform(struct slot *s, spool_job *job)
+{
+    pthread_mutex_lock(&s->w->mu);
+    claim_locked(s, job);
+    pthread_mutex_unlock(&s->w->mu);
+    if (!perform_claimed(s, job))
+        spool_job_free(job);
 }
 
 static void *job_thread(void *arg)
@@ -715,12 +811,167 @@ static void *job_thread(void *arg)
             drop_conn(s);
             continue;
         }
-        if (job) {
+        if (job)
             perform(s, job);
-            spool_job_free(job);
-        }
     }
     free(order);
+    drop_conn(s);
+    return NULL;
+}
+
+/* ---- batch mode: job threads, the dispatcher, the acker ---- */
+
+/* A job thread in batch mode: waits for a handed-over job, runs it. Ends
+ * once stopping with nothing left to hand over, or at a hard stop (a job
+ * still queued then is freed by run; its reservation brings it back). */
+static void *batch_job_thread(void *arg)
+{
+    struct slot *s = arg;
+    spool_worker *w = s->w;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        if (atomic_load(&w->is_hard_stop))
+            break;
+        if (w->hlen == 0) {
+            if (atomic_load(&w->want_stop) && w->is_disp_done)
+                break;
+            w->waiting++;
+            pthread_cond_signal(&w->idle_cv);
+            while (w->hlen == 0 && !atomic_load(&w->is_hard_stop) &&
+                   !(atomic_load(&w->want_stop) && w->is_disp_done))
+                pthread_cond_wait(&w->work_cv, &w->mu);
+            w->waiting--;
+            continue;
+        }
+        spool_job *job = w->handq[w->hhead];
+        w->handq[w->hhead] = NULL;
+        w->hhead = (w->hhead + 1) % (size_t)w->concurrency;
+        w->hlen--;
+        /* Claimed under the same lock as the take, so a stop never sees a
+         * job that is neither queued nor running. */
+        claim_locked(s, job);
+        pthread_mutex_unlock(&w->mu);
+        if (!perform_claimed(s, job))
+            spool_job_free(job);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    drop_conn(s);
+    return NULL;
+}
+
+/* FETCHN for as many jobs as job threads wait for, never more. */
+static void *dispatch_thread(void *arg)
+{
+    struct slot *s = arg;
+    spool_worker *w = s->w;
+    const char **order = calloc(w->nqueues, sizeof *order);
+    spool_job **got = calloc(w->fetch_cap, sizeof *got);
+    if (!order || !got)
+        set_fatal(w, -ENOMEM, "out of memory");
+    int backoff = 0;
+    while (order && got && !atomic_load(&w->want_stop)) {
+        if (atomic_load(&w->want_quiet)) {
+            nap(w->stop_pipe[0], 500);
+            continue;
+        }
+        pthread_mutex_lock(&w->mu);
+        while (w->waiting - (int)w->hlen <= 0 && !atomic_load(&w->want_stop))
+            pthread_cond_wait(&w->idle_cv, &w->mu);
+        size_t want = (size_t)(w->waiting - (int)w->hlen);
+        pthread_mutex_unlock(&w->mu);
+        if (atomic_load(&w->want_stop))
+            break;
+        if (want > w->fetch_cap)
+            want = w->fetch_cap;
+        if (ensure_conn(s, w->stop_pipe[0], &backoff) != 0)
+            break;
+        order_queues(s, order);
+        int n = spool_fetch_many(s->c, order, w->nqueues, got, want);
+        if (n < 0) {
+            wlog(w, 2, "FETCHN failed (%s); reconnecting", spool_client_error(s->c));
+            drop_conn(s);
+            continue;
+        }
+        /* Handed over even when a stop came meanwhile: a job fetched is a
+         * job run, as with FETCH. At most `waiting - hlen` came, so the ring
+         * (one place per job thread) has room. */
+        pthread_mutex_lock(&w->mu);
+        for (int i = 0; i < n; i++) {
+            w->handq[(w->hhead + w->hlen) % (size_t)w->concurrency] = got[i];
+            w->hlen++;
+        }
+        if (n > 0)
+            pthread_cond_broadcast(&w->work_cv);
+        pthread_mutex_unlock(&w->mu);
+    }
+    pthread_mutex_lock(&w->mu);
+    w->is_disp_done = 1;
+    pthread_cond_broadcast(&w->work_cv);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    free(order);
+    free(got);
+    drop_conn(s);
+    return NULL;
+}
+
+/* Sends the queued ACKs as one ACKN at a time, each carrying all that
+ * finished while the previous one was in flight. An ACKN that fails for the
+ * connection is sent again after reconnecting, until a hard stop. */
+static void *ack_thread(void *arg)
+{
+    struct slot *s = arg;
+    spool_worker *w = s->w;
+    spool_job **batch = calloc(w->ack_cap, sizeof *batch);
+    const char **jids = calloc(w->ack_cap, sizeof *jids);
+    if (!batch || !jids)
+        set_fatal(w, -ENOMEM, "out of memory");
+    int backoff = 0;
+    pthread_mutex_lock(&w->mu);
+    while (batch && jids) {
+        while (w->nacks == 0 && !w->is_ack_closing && !atomic_load(&w->is_hard_stop))
+            pthread_cond_wait(&w->ack_cv, &w->mu);
+        if (atomic_load(&w->is_hard_stop) || w->nacks == 0)
+            break;
+        size_t n = w->nacks;
+        memcpy(batch, w->acks, n * sizeof *batch);
+        w->nacks = 0;
+        pthread_cond_broadcast(&w->cv); /* room in the queue */
+        pthread_mutex_unlock(&w->mu);
+
+        for (size_t i = 0; i < n; i++)
+            jids[i] = spool_job_jid(batch[i]);
+        for (;;) {
+            if (atomic_load(&w->is_hard_stop))
+                break;
+            if (ensure_conn(s, w->hard_pipe[0], &backoff) != 0)
+                break;
+            int r = spool_ack_many(s->c, jids, n);
+            if (r == 0) {
+                atomic_fetch_add(&w->processed, n);
+                break;
+            }
+            if (r == SPOOL_ESERVER) {
+                /* The server answered for every jid; those it refused hold
+                 * no reservation, so there is nothing to send again. */
+                wlog(w, 2, "ACKN refused in part: %s", spool_client_error(s->c));
+                break;
+            }
+            wlog(w, 2, "ACKN of %zu jobs not delivered (%s); reconnecting", n,
+                 spool_client_error(s->c));
+            drop_conn(s);
+        }
+        for (size_t i = 0; i < n; i++)
+            spool_job_free(batch[i]);
+
+        pthread_mutex_lock(&w->mu);
+        w->acks_pending -= n;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    free(batch);
+    free(jids);
     drop_conn(s);
     return NULL;
 }
@@ -761,6 +1012,50 @@ static void beat_once(spool_worker *w, spool_client **hb)
     }
 }
 
+/* Wakes every thread waiting on a condition variable, after a stop or a
+ * hard stop (a signal handler cannot, so the heartbeat thread does). */
+static void wake_all(spool_worker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_broadcast(&w->cv);
+    pthread_cond_broadcast(&w->work_cv);
+    pthread_cond_broadcast(&w->idle_cv);
+    pthread_cond_broadcast(&w->ack_cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Batch mode when the server offers FETCHN and ACKN and more than one job
+ * runs at once (with one, FETCH -> ACK is already the shortest path). The
+ * answer comes from the heartbeat connection, made here for that. */
+static void choose_mode(spool_worker *w, spool_client **hb)
+{
+    w->is_disp_done = 1;
+    if (w->concurrency < 2)
+        return;
+    if (connect_worker(w, hb) != 0) {
+        *hb = NULL;
+        wlog(w, 2, "cannot connect (%s): one FETCH per job thread", spool_client_error(NULL));
+        return;
+    }
+    int fetch_max = 0, ack_max = 0;
+    spool_client_batch_limits(*hb, &fetch_max, &ack_max, NULL);
+    if (fetch_max <= 0 || ack_max <= 0)
+        return;
+    w->fetch_cap = (size_t)(fetch_max < w->concurrency ? fetch_max : w->concurrency);
+    w->ack_cap = (size_t)ack_max;
+    w->handq = calloc((size_t)w->concurrency, sizeof *w->handq);
+    w->acks = calloc(w->ack_cap, sizeof *w->acks);
+    if (!w->handq || !w->acks) {
+        free(w->handq);
+        free(w->acks);
+        w->handq = NULL;
+        w->acks = NULL;
+        return;
+    }
+    w->is_batch = 1;
+    w->is_disp_done = 0;
+}
+
 /* After a stop: waits for running jobs up to the shutdown timeout, then FAILs
  * those still running and declares a hard stop. */
 static void shutdown_jobs(spool_worker *w, spool_client **hb)
@@ -774,7 +1069,9 @@ static void shutdown_jobs(spool_worker *w, spool_client **hb)
         dl.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&w->mu);
-    while (w->busy > 0) {
+    /* Batch mode: jobs handed over but not yet taken, a FETCHN still out
+     * and ACKs not yet confirmed are waited for as running jobs are. */
+    while (w->busy > 0 || w->hlen > 0 || !w->is_disp_done || w->acks_pending > 0) {
         if (pthread_cond_timedwait(&w->cv, &w->mu, &dl) == ETIMEDOUT)
             break;
     }
@@ -790,6 +1087,7 @@ static void shutdown_jobs(spool_worker *w, spool_client **hb)
     pthread_mutex_unlock(&w->mu);
     atomic_store(&w->is_hard_stop, 1);
     poke(w->hard_pipe[1]);
+    wake_all(w);
     if (n > 0) {
         if (!*hb)
             connect_worker(w, hb);
@@ -803,6 +1101,16 @@ static void shutdown_jobs(spool_worker *w, spool_client **hb)
     free(jids);
 }
 
+static void seed_rng(struct slot *s, int i)
+{
+    unsigned char seed[4] = {0};
+    char hex[9];
+    if (random_hex(hex, 4) == 0)
+        memcpy(seed, hex, 4);
+    s->rng = (unsigned)seed[0] | (unsigned)seed[1] << 8 | (unsigned)seed[2] << 16 |
+             (unsigned)seed[3] << 24 | (unsigned)i;
+}
+
 int spool_worker_run(spool_worker *w)
 {
     if (!w)
@@ -814,25 +1122,39 @@ int spool_worker_run(spool_worker *w)
     w->slots = calloc((size_t)w->concurrency, sizeof *w->slots);
     if (!w->slots)
         return -ENOMEM;
+    spool_client *hb = NULL;
+    choose_mode(w, &hb);
+    int has_disp = 0, has_acker = 0;
+    if (w->is_batch) {
+        w->dispatcher.w = w->acker.w = w;
+        seed_rng(&w->dispatcher, w->concurrency);
+        int rc = pthread_create(&w->acker.thread, NULL, ack_thread, &w->acker);
+        has_acker = rc == 0;
+        if (rc == 0) {
+            rc = pthread_create(&w->dispatcher.thread, NULL, dispatch_thread, &w->dispatcher);
+            has_disp = rc == 0;
+        }
+        if (rc) {
+            pthread_mutex_lock(&w->mu);
+            w->is_disp_done = 1;
+            pthread_mutex_unlock(&w->mu);
+            set_fatal(w, -rc, "cannot start a worker thread");
+        }
+    }
     for (int i = 0; i < w->concurrency; i++) {
         struct slot *s = &w->slots[i];
         s->w = w;
-        unsigned char seed[4] = {0};
-        char hex[9];
-        if (random_hex(hex, 4) == 0)
-            memcpy(seed, hex, 4);
-        s->rng = (unsigned)seed[0] | (unsigned)seed[1] << 8 | (unsigned)seed[2] << 16 |
-                 (unsigned)seed[3] << 24 | (unsigned)i;
-        int rc = pthread_create(&s->thread, NULL, job_thread, s);
+        seed_rng(s, i);
+        int rc = pthread_create(&s->thread, NULL, w->is_batch ? batch_job_thread : job_thread, s);
         if (rc) {
             set_fatal(w, -rc, "cannot start a worker thread");
             break;
         }
         s->is_started = 1;
     }
-    wlog(w, 1, "worker %s running %d threads", w->wid, w->concurrency);
+    wlog(w, 1, "worker %s running %d threads%s", w->wid, w->concurrency,
+         w->is_batch ? " (FETCHN/ACKN)" : "");
 
-    spool_client *hb = NULL;
     int backoff = 0;
     while (!atomic_load(&w->want_stop)) {
         int64_t wait = w->heartbeat_ms;
@@ -858,10 +1180,26 @@ int spool_worker_run(spool_worker *w)
         nap(w->stop_pipe[0], hb ? w->heartbeat_ms : wait);
     }
     atomic_store(&w->state, SPOOL_STATE_TERMINATE);
+    wake_all(w);
     shutdown_jobs(w, &hb);
+    if (has_disp)
+        pthread_join(w->dispatcher.thread, NULL);
     for (int i = 0; i < w->concurrency; i++)
         if (w->slots[i].is_started)
             pthread_join(w->slots[i].thread, NULL);
+    if (has_acker) {
+        pthread_mutex_lock(&w->mu);
+        w->is_ack_closing = 1;
+        pthread_cond_broadcast(&w->ack_cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->acker.thread, NULL);
+    }
+    /* Left after a hard stop: their reservations bring the jobs back. */
+    for (; w->hlen > 0; w->hlen--, w->hhead = (w->hhead + 1) % (size_t)w->concurrency)
+        spool_job_free(w->handq[w->hhead]);
+    for (size_t i = 0; i < w->nacks; i++)
+        spool_job_free(w->acks[i]);
+    w->nacks = w->acks_pending = 0;
     spool_client_free(hb);
     wlog(w, 1, "worker %s stopped", w->wid);
     pthread_mutex_lock(&w->mu);

@@ -1,7 +1,7 @@
 /*
  * libspool against the real spoold: URL parsing, producer calls, password
  * handshake, and the worker runtime (concurrency, failures, quiet/terminate
- * via BEAT, reconnect across a server restart).
+ * via BEAT, reconnect across a server restart, FETCHN/ACKN batching).
  */
 #define _GNU_SOURCE
 #include <cjson/cJSON.h>
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -751,6 +752,158 @@ static void worker_stop_fails_jobs_past_the_timeout(void **state)
     spoold_destroy(&p);
 }
 
+/* ---- worker runtime with FETCHN/ACKN ---- */
+
+#define BATCH_JOBS 400
+
+/* Per-job run counts, indexed by the job's first argument. Shared memory,
+ * so that a forked worker process counts into it too. */
+static atomic_int *counts_new(void)
+{
+    void *m = mmap(NULL, BATCH_JOBS * sizeof(atomic_int), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    return m; /* zero-filled */
+}
+
+struct indexed {
+    atomic_int *seen;
+    int hold_ms;
+};
+
+static int indexed_handler(spool_ctx *ctx, const spool_job *job, void *ud)
+{
+    (void)ctx;
+    struct indexed *x = ud;
+    int64_t i = -1;
+    if (spool_job_arg_int(job, 0, &i) != 0 || i < 0 || i >= BATCH_JOBS)
+        return spool_ctx_fail(ctx, "BadArg", "no index"), -1;
+    atomic_fetch_add(&x->seen[i], 1);
+    if (x->hold_ms > 0)
+        poll(NULL, 0, x->hold_ms);
+    return 0;
+}
+
+/* Pushes BATCH_JOBS "indexed" jobs with args [i] to queue "default". */
+static void push_indexed(spool_client *c, int reserve_for_s)
+{
+    spool_job *jobs[100];
+    for (int off = 0; off < BATCH_JOBS; off += 100) {
+        for (int k = 0; k < 100; k++) {
+            jobs[k] = spool_job_new("indexed");
+            assert_non_null(jobs[k]);
+            char args[32];
+            snprintf(args, sizeof args, "[%d]", off + k);
+            assert_int_equal(spool_job_set_args(jobs[k], args), 0);
+            if (reserve_for_s)
+                assert_int_equal(spool_job_set_reserve_for(jobs[k], reserve_for_s), 0);
+        }
+        int rc = spool_push_many(c, jobs, 100, NULL);
+        if (rc)
+            fail_msg("push_many: %s", spool_client_error(c));
+        for (int k = 0; k < 100; k++)
+            spool_job_free(jobs[k]);
+    }
+}
+
+static long long queue_size(spool_client *c)
+{
+    long long n = info_num(c, "faktory.queues.default");
+    return n < 0 ? 0 : n; /* an empty queue may be left out */
+}
+
+static void worker_each_job_once(const char *extra_arg, int is_batch)
+{
+    struct spoold_proc p;
+    assert_int_equal(spoold_start_with(&p, 0, NULL, extra_arg), 0);
+    spool_client *c = connect_ok(p.url);
+    push_indexed(c, 0);
+    atomic_int *seen = counts_new();
+    struct indexed x = {.seen = seen};
+    spool_worker *w = make_worker(p.url, 8, NULL, 0, NULL);
+    assert_int_equal(spool_worker_register(w, "indexed", indexed_handler, &x), 0);
+    long long cmds0 = info_num(c, "server.command_count");
+    struct runner r;
+    runner_start(&r, w);
+    assert_true(wait_processed(w, BATCH_JOBS, 30000));
+    long long cmds = info_num(c, "server.command_count") - cmds0;
+    spool_worker_stop(w);
+    assert_int_equal(runner_join(&r, 10000), 0);
+    for (int i = 0; i < BATCH_JOBS; i++)
+        if (atomic_load(&seen[i]) != 1)
+            fail_msg("job %d ran %d times, want once", i, atomic_load(&seen[i]));
+    assert_int_equal(spool_worker_processed(w), BATCH_JOBS);
+    assert_int_equal(spool_worker_failed(w), 0);
+    assert_int_equal(info_num(c, "faktory.total_processed"), BATCH_JOBS);
+    assert_int_equal(info_num(c, "faktory.sets.working"), 0);
+    /* FETCH + ACK is two commands per job; FETCHN + ACKN carry many each
+     * (plus a few BEATs and connection handshakes either way). */
+    if (is_batch && cmds >= BATCH_JOBS / 2)
+        fail_msg("%lld commands for %d jobs: FETCHN/ACKN not used", cmds, BATCH_JOBS);
+    if (!is_batch && cmds < 2 * BATCH_JOBS)
+        fail_msg("%lld commands for %d jobs: want FETCH and ACK each", cmds, BATCH_JOBS);
+    spool_worker_free(w);
+    munmap(seen, BATCH_JOBS * sizeof(atomic_int));
+    spool_client_free(c);
+    spoold_destroy(&p);
+}
+
+static void worker_batches_fetch_and_ack(void **state)
+{
+    (void)state;
+    worker_each_job_once(NULL, 1);
+}
+
+static void worker_plain_fwp_fetches_one_by_one(void **state)
+{
+    (void)state;
+    worker_each_job_once("--plain-fwp", 0);
+}
+
+/* Quiet, then stop, in the middle of a run: every job run is ACKed before
+ * run returns, nothing stays reserved, the rest is still queued. */
+static void worker_batch_quiet_and_stop_mid_run(void **state)
+{
+    (void)state;
+    struct spoold_proc p;
+    assert_int_equal(spoold_start(&p, 0, NULL), 0);
+    spool_client *c = connect_ok(p.url);
+    push_indexed(c, 0);
+    atomic_int *seen = counts_new();
+    struct indexed x = {.seen = seen, .hold_ms = 5};
+    spool_worker *w = make_worker(p.url, 8, NULL, 0, NULL);
+    assert_int_equal(spool_worker_register(w, "indexed", indexed_handler, &x), 0);
+    struct runner r;
+    runner_start(&r, w);
+    assert_true(wait_processed(w, 50, 20000));
+    spool_worker_quiet(w);
+    assert_true(wait_info(c, "faktory.sets.working", 0, 5000));
+    long long queued = queue_size(c);
+    assert_true(queued > 0);
+    /* quiet: no more fetching */
+    poll(NULL, 0, 300);
+    assert_int_equal(queue_size(c), queued);
+    spool_worker_stop(w);
+    assert_int_equal(runner_join(&r, 10000), 0);
+
+    long long ran = 0;
+    for (int i = 0; i < BATCH_JOBS; i++) {
+        int k = atomic_load(&seen[i]);
+        if (k > 1)
+            fail_msg("job %d ran %d times", i, k);
+        ran += k;
+    }
+    assert_int_equal(spool_worker_processed(w), ran);
+    assert_int_equal(info_num(c, "faktory.total_processed"), ran);
+    assert_int_equal(info_num(c, "faktory.sets.working"), 0);
+    assert_int_equal(info_num(c, "faktory.sets.retries"), 0);
+    assert_int_equal(queue_size(c), BATCH_JOBS - ran);
+    spool_worker_free(w);
+    munmap(seen, BATCH_JOBS * sizeof(atomic_int));
+    spool_client_free(c);
+    spoold_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -768,6 +921,9 @@ int main(void)
         cmocka_unit_test(worker_quiet_then_terminate_from_server),
         cmocka_unit_test(worker_reconnects_without_losing_jobs),
         cmocka_unit_test(worker_stop_fails_jobs_past_the_timeout),
+        cmocka_unit_test(worker_batches_fetch_and_ack),
+        cmocka_unit_test(worker_plain_fwp_fetches_one_by_one),
+        cmocka_unit_test(worker_batch_quiet_and_stop_mid_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
