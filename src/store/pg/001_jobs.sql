@@ -198,7 +198,8 @@ $$;
 -- Reserves up to p_max jobs for worker p_wid, taking queues in the order
 -- given (the first non-empty, unpaused queue first). Rows other servers are
 -- claiming are skipped, not waited for. Jobs past custom.expires_at are
--- deleted instead of handed out.
+-- never handed out: up to 100 of them per queue and call are deleted (and
+-- counted), and any beyond that are skipped, for later calls to delete.
 CREATE FUNCTION spool.fetch(p_queues text[], p_wid text, p_max integer DEFAULT 1)
 RETURNS TABLE (fetched_jid text, fetched_payload jsonb)
 LANGUAGE plpgsql AS $$
@@ -233,6 +234,7 @@ BEGIN
                lease = nextval('spool.lease_seq')
           FROM (SELECT c.jid FROM spool.jobs c
                  WHERE c.state = 'enqueued' AND c.queue = v_q
+                   AND (c.expires_at IS NULL OR c.expires_at > v_now)
                  ORDER BY c.seq LIMIT v_left FOR UPDATE SKIP LOCKED) picked
          WHERE j.jid = picked.jid
         RETURNING j.jid, j.payload;
