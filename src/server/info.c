@@ -101,24 +101,70 @@ static void emit(cJSON *root, struct sbuf *out)
     cJSON_Delete(root);
 }
 
+/* The numbers INFO's "faktory" object reports beside its queues. */
+struct info_counts {
+    double scheduled, retries, dead, working; /* the sets */
+    double processed, failed, expired;        /* totals */
+};
+
+/*
+ * Adds INFO's "faktory" object, the same for both stores: queues (name ->
+ * size), throttles and paused (taken) and the counts k. Workers are this
+ * server's, from the engine.
+ */
+static void add_faktory(struct server *srv, cJSON *root, cJSON *queues, cJSON *throttles,
+                        cJSON *paused, const struct info_counts *k)
+{
+    struct engine *e = srv->engine;
+    cJSON *f = cJSON_AddObjectToObject(root, "faktory");
+    double total = 0;
+    int nqueues = 0;
+    const cJSON *q;
+    cJSON_ArrayForEach(q, queues)
+    {
+        total += q->valuedouble;
+        nqueues++;
+    }
+    cJSON_AddItemToObject(f, "queues", queues);
+    /* spool extension: the queues' throttles, Faktory's "queues" shape left as it is. */
+    cJSON_AddItemToObject(f, "throttles", throttles);
+    cJSON *sets = cJSON_AddObjectToObject(f, "sets");
+    cJSON_AddNumberToObject(sets, "scheduled", k->scheduled);
+    cJSON_AddNumberToObject(sets, "retries", k->retries);
+    cJSON_AddNumberToObject(sets, "dead", k->dead);
+    cJSON_AddNumberToObject(sets, "working", k->working);
+    cJSON *tasks = cJSON_AddObjectToObject(f, "tasks");
+    add_task(tasks, "Scheduled", (size_t)k->scheduled);
+    add_task(tasks, "Retries", (size_t)k->retries);
+    add_task(tasks, "Dead", (size_t)k->dead);
+    add_task(tasks, "Busy", (size_t)k->working);
+    add_task(tasks, "Workers", e->workers.count);
+    cJSON_AddNumberToObject(cJSON_GetObjectItem(tasks, "Workers"), "reaped",
+                            (double)e->workers_reaped);
+    cJSON_AddNumberToObject(f, "total_failures", k->failed);
+    cJSON_AddNumberToObject(f, "total_processed", k->processed);
+    cJSON_AddNumberToObject(f, "total_enqueued", total);
+    cJSON_AddNumberToObject(f, "total_queues", nqueues);
+    /* spool extension: jobs discarded because custom.expires_at passed (docs/features.md). */
+    cJSON_AddNumberToObject(f, "expired_jobs", k->expired);
+    cJSON_AddItemToObject(f, "paused", paused);
+}
+
 void info_render(struct server *srv, struct sbuf *out)
 {
     struct engine *e = srv->engine;
     int64_t now = server_now();
     cJSON *root = info_root(now);
-
-    cJSON *f = cJSON_AddObjectToObject(root, "faktory");
-    cJSON *queues = cJSON_AddObjectToObject(f, "queues");
-    size_t total = 0;
+    cJSON *queues = cJSON_CreateObject(), *throttles = cJSON_CreateObject();
+    cJSON *paused = cJSON_CreateArray();
     const char *key;
     void *val;
     for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);) {
         struct queue *q = val;
         cJSON_AddNumberToObject(queues, q->name, (double)q->size);
-        total += q->size;
+        if (q->is_paused)
+            cJSON_AddItemToArray(paused, cJSON_CreateString(q->name));
     }
-    /* spool extension: the queues' throttles, Faktory's "queues" shape left as it is. */
-    cJSON *throttles = cJSON_AddObjectToObject(f, "throttles");
     struct sbuf tb;
     sbuf_init(&tb);
     for (size_t i = 0; strmap_next(&e->throttles, &i, &key, &val);) {
@@ -127,80 +173,42 @@ void info_render(struct server *srv, struct sbuf *out)
         cJSON_AddRawToObject(throttles, key, tb.buf);
     }
     sbuf_release(&tb);
-    cJSON *sets = cJSON_AddObjectToObject(f, "sets");
-    cJSON_AddNumberToObject(sets, "scheduled", (double)e->scheduled.count);
-    cJSON_AddNumberToObject(sets, "retries", (double)e->retries.count);
-    cJSON_AddNumberToObject(sets, "dead", (double)e->dead.count);
-    cJSON_AddNumberToObject(sets, "working", (double)e->working.count);
-    cJSON *tasks = cJSON_AddObjectToObject(f, "tasks");
-    add_task(tasks, "Scheduled", e->scheduled.count);
-    add_task(tasks, "Retries", e->retries.count);
-    add_task(tasks, "Dead", e->dead.count);
-    add_task(tasks, "Busy", e->working.count);
-    add_task(tasks, "Workers", e->workers.count);
-    cJSON_AddNumberToObject(cJSON_GetObjectItem(tasks, "Workers"), "reaped",
-                            (double)e->workers_reaped);
-    cJSON_AddNumberToObject(f, "total_failures", (double)e->failures);
-    cJSON_AddNumberToObject(f, "total_processed", (double)e->processed);
-    cJSON_AddNumberToObject(f, "total_enqueued", (double)total);
-    cJSON_AddNumberToObject(f, "total_queues", (double)e->queues.count);
-    /* spool extension: jobs discarded because custom.expires_at passed (docs/features.md). */
-    cJSON_AddNumberToObject(f, "expired_jobs", (double)e->expired_jobs);
-    cJSON *paused = cJSON_AddArrayToObject(f, "paused");
-    for (size_t i = 0; strmap_next(&e->queues, &i, &key, &val);)
-        if (((struct queue *)val)->is_paused)
-            cJSON_AddItemToArray(paused, cJSON_CreateString(((struct queue *)val)->name));
-
+    struct info_counts k = {
+        .scheduled = (double)e->scheduled.count,
+        .retries = (double)e->retries.count,
+        .dead = (double)e->dead.count,
+        .working = (double)e->working.count,
+        .processed = (double)e->processed,
+        .failed = (double)e->failures,
+        .expired = (double)e->expired_jobs,
+    };
+    add_faktory(srv, root, queues, throttles, paused, &k);
     add_server(srv, root, now);
     emit(root, out);
 }
 
+static double count_of(const cJSON *counts, const char *key)
+{
+    return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, key));
+}
+
 void info_render_store(struct server *srv, const cJSON *counts, struct sbuf *out)
 {
-    struct engine *e = srv->engine;
     int64_t now = server_now();
     cJSON *root = info_root(now);
-
-    cJSON *f = cJSON_AddObjectToObject(root, "faktory");
-    cJSON *queues = cJSON_GetObjectItemCaseSensitive(counts, "queues");
-    double total = 0;
-    int nqueues = 0;
-    cJSON *q;
-    cJSON_ArrayForEach(q, queues)
-    {
-        total += q->valuedouble;
-        nqueues++;
-    }
-    cJSON_AddItemToObject(f, "queues", queues ? cJSON_Duplicate(queues, 1) : cJSON_CreateObject());
-    cJSON_AddObjectToObject(f, "throttles");
-    double scheduled = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "scheduled"));
-    double retries = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "retries"));
-    double dead = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "dead"));
-    double working = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "working"));
-    cJSON *sets = cJSON_AddObjectToObject(f, "sets");
-    cJSON_AddNumberToObject(sets, "scheduled", scheduled);
-    cJSON_AddNumberToObject(sets, "retries", retries);
-    cJSON_AddNumberToObject(sets, "dead", dead);
-    cJSON_AddNumberToObject(sets, "working", working);
-    cJSON *tasks = cJSON_AddObjectToObject(f, "tasks");
-    add_task(tasks, "Scheduled", (size_t)scheduled);
-    add_task(tasks, "Retries", (size_t)retries);
-    add_task(tasks, "Dead", (size_t)dead);
-    add_task(tasks, "Busy", (size_t)working);
-    add_task(tasks, "Workers", e->workers.count);
-    cJSON_AddNumberToObject(cJSON_GetObjectItem(tasks, "Workers"), "reaped",
-                            (double)e->workers_reaped);
-    cJSON_AddNumberToObject(f, "total_failures",
-                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "failed")));
-    cJSON_AddNumberToObject(f, "total_processed",
-                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "processed")));
-    cJSON_AddNumberToObject(f, "total_enqueued", total);
-    cJSON_AddNumberToObject(f, "total_queues", nqueues);
-    cJSON_AddNumberToObject(f, "expired_jobs",
-                            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(counts, "expired")));
-    cJSON *paused = cJSON_GetObjectItemCaseSensitive(counts, "paused");
-    cJSON_AddItemToObject(f, "paused", paused ? cJSON_Duplicate(paused, 1) : cJSON_CreateArray());
-
+    const cJSON *queues = cJSON_GetObjectItemCaseSensitive(counts, "queues");
+    const cJSON *paused = cJSON_GetObjectItemCaseSensitive(counts, "paused");
+    struct info_counts k = {
+        .scheduled = count_of(counts, "scheduled"),
+        .retries = count_of(counts, "retries"),
+        .dead = count_of(counts, "dead"),
+        .working = count_of(counts, "working"),
+        .processed = count_of(counts, "processed"),
+        .failed = count_of(counts, "failed"),
+        .expired = count_of(counts, "expired"),
+    };
+    add_faktory(srv, root, queues ? cJSON_Duplicate(queues, 1) : cJSON_CreateObject(),
+                cJSON_CreateObject(), paused ? cJSON_Duplicate(paused, 1) : cJSON_CreateArray(), &k);
     add_server(srv, root, now);
     emit(root, out);
 }
