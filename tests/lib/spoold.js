@@ -128,6 +128,28 @@ function dropDatabase(name) {
   }
 }
 
+/** Runs fn(url) with a fresh database on the test cluster, dropped afterwards. */
+async function withPgDatabase(prefix, fn) {
+  const db = createDatabase(prefix);
+  try {
+    return await fn(pgDatabaseUrl(db));
+  } finally {
+    dropDatabase(db);
+  }
+}
+
+/** Runs fn(client) with an npm `pg` client connected to url, closed afterwards. */
+async function withPgClient(url, fn) {
+  const { Client } = require('pg');
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * Starts spoold. Options: password (sets SPOOL_PASSWORD), args (extra argv),
  * env (extra environment), readyTimeoutMs. Resolves with
@@ -724,6 +746,8 @@ module.exports = {
   pgQuery,
   createDatabase,
   dropDatabase,
+  withPgDatabase,
+  withPgClient,
   requireFaktory,
   startServer,
   withServer,

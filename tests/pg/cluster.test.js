@@ -8,23 +8,21 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer, makeJob, within, sleep, waitFor, createDatabase, dropDatabase, pgDatabaseUrl, pgQuery } =
-  require('../lib/spoold');
+const { startServer, makeJob, within, sleep, waitFor, withPgDatabase, pgQuery } = require('../lib/spoold');
 
 /** Two servers on one fresh database; fn(a, b, url); both stopped (or already killed) at the end. */
-async function withPair(fn) {
-  const db = createDatabase('spool_pair');
-  const url = pgDatabaseUrl(db);
-  const servers = [];
-  try {
-    servers.push(await startServer({ store: url }));
-    servers.push(await startServer({ store: url }));
-    await fn(servers[0], servers[1], url);
-    for (const s of servers) if (s.alive()) await s.stop();
-  } finally {
-    for (const s of servers) if (s.alive()) s.proc.kill('SIGKILL');
-    dropDatabase(db);
-  }
+function withPair(fn) {
+  return withPgDatabase('spool_pair', async (url) => {
+    const servers = [];
+    try {
+      servers.push(await startServer({ store: url }));
+      servers.push(await startServer({ store: url }));
+      await fn(servers[0], servers[1], url);
+      for (const s of servers) if (s.alive()) await s.stop();
+    } finally {
+      for (const s of servers) if (s.alive()) s.proc.kill('SIGKILL');
+    }
+  });
 }
 
 test('push on one server, fetch and ACK on the other; a blocked FETCH is woken across servers', async () => {

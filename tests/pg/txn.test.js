@@ -8,29 +8,14 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
-const { Client } = require('pg');
-const { withServer, makeJob, newJid, within, sleep, createDatabase, dropDatabase, pgDatabaseUrl } =
-  require('../lib/spoold');
+const { withServer, makeJob, newJid, within, sleep, withPgDatabase, withPgClient } = require('../lib/spoold');
 
 const EXAMPLES = process.env.SPOOL_EXAMPLES || path.join(__dirname, '..', '..', 'examples', 'postgres');
 
 /** Starts spoold on a fresh database and hands fn the server and a pg client on the same database. */
-async function withStore(fn) {
-  const db = createDatabase('spool_txn');
-  const url = pgDatabaseUrl(db);
-  try {
-    await withServer({ store: url }, async (srv) => {
-      const client = new Client({ connectionString: url });
-      await client.connect();
-      try {
-        await fn(srv, client, url);
-      } finally {
-        await client.end();
-      }
-    });
-  } finally {
-    dropDatabase(db);
-  }
+function withStore(fn) {
+  return withPgDatabase('spool_txn', (url) =>
+    withServer({ store: url }, (srv) => withPgClient(url, (client) => fn(srv, client, url))));
 }
 
 async function jobCount(client, jid) {
