@@ -20,6 +20,29 @@
 static void conn_free(struct conn *c);
 static void process_input(struct conn *c);
 
+/*
+ * Plaintext replies are written as soon as they are ready instead of on the
+ * loop's next turn: one writev per reply (or per command line read), and no
+ * epoll change to watch for writability and another to stop watching. Only
+ * what the socket does not take waits for libevent's write event, which is
+ * enabled for that and disabled again once the buffer is empty (on_write).
+ * Under TLS the bufferevent writes through the session as before.
+ */
+static void flush_output(struct conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    if (c->srv->tls || !evbuffer_get_length(out))
+        return;
+    /* A socket bufferevent keeps its output's front frozen for its own write
+     * callback; this write stands in for that callback. On an error the write
+     * event retries and reports it (on_event closes). */
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(c->bev));
+    evbuffer_freeze(out, 1);
+    if (evbuffer_get_length(out))
+        bufferevent_enable(c->bev, EV_WRITE);
+}
+
 static void on_read(struct bufferevent *bev, void *arg)
 {
     process_input(arg);
@@ -28,8 +51,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
-    if (c->is_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (c->is_closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         conn_free(c);
+        return;
+    }
+    if (!c->srv->tls) /* drained: flush_output writes the next replies */
+        bufferevent_disable(bev, EV_WRITE);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -105,6 +132,8 @@ void conn_accept(struct server *srv, int fd, const char *peer)
     size_t high = srv->cfg.max_line + 65536;
     bufferevent_setwatermark(c->bev, EV_READ, 0, high);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (!srv->tls) /* flush_output writes; the write event only finishes what it cannot */
+        bufferevent_disable(c->bev, EV_WRITE);
 
     if (srv->cfg.password) {
         unsigned char rnd[10];
@@ -170,7 +199,10 @@ void conn_close_after_flush(struct conn *c)
 {
     c->is_closing = 1;
     bufferevent_disable(c->bev, EV_READ);
-    if (!c->in_process && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (c->in_process)
+        return; /* process_input flushes and frees */
+    flush_output(c);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         conn_free(c);
 }
 
@@ -203,6 +235,8 @@ void conn_reply(struct conn *c, const char *data, size_t len)
     }
     bufferevent_write(c->bev, data, len);
     check_output(c);
+    if (!c->in_process)
+        flush_output(c);
 }
 
 void conn_reply_str(struct conn *c, const char *s)
@@ -243,6 +277,8 @@ void conn_reply_bulk(struct conn *c, const char *data, size_t len)
     evbuffer_add(out, data, len);
     evbuffer_add(out, "\r\n", 2);
     check_output(c);
+    if (!c->in_process)
+        flush_output(c);
 }
 
 void conn_reply_durable(struct conn *c, const char *data, size_t len, uint64_t seq)
@@ -266,6 +302,8 @@ void conn_release_durable(struct conn *c, uint64_t durable_seq)
         return;
     memmove(c->marks, c->marks + k, (c->nmarks - k) * sizeof *c->marks);
     c->nmarks -= k;
+    if (!c->in_process)
+        flush_output(c);
 }
 
 void conn_unblock(struct conn *c)
@@ -331,6 +369,7 @@ static void process_input(struct conn *c)
         handle_line(c, line, len);
         evbuffer_drain(in, len + eol_len);
     }
+    flush_output(c);
     c->in_process = 0;
     if (c->want_free) {
         c->want_free = 0;
