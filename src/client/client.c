@@ -37,6 +37,7 @@ struct spool_client {
     struct tlsconn *tls; /* NULL: plaintext */
     int timeout_ms;
     int is_broken;
+    int is_awaiting; /* a command went out and nothing was read since: poll before recv */
     char *rbuf; /* unread bytes are rbuf[rpos..rlen) */
     size_t rpos, rlen, rcap;
     char wid[MAX_WID];
@@ -121,6 +122,7 @@ static int send_all(spool_client *c, const char *buf, size_t len)
         }
         return broken(c, n < 0 ? -errno : SPOOL_ECLOSED, "send");
     }
+    c->is_awaiting = 1;
     return 0;
 }
 
@@ -153,6 +155,14 @@ static int fill(spool_client *c, int64_t deadline)
             return 0;
         }
         int rc = n == -EAGAIN ? wait_fd(c->fd, ev, deadline) : n < 0 ? (int)n : SPOOL_ECLOSED;
+        if (rc)
+            return broken(c, rc, "read");
+    }
+    /* Right after a command its reply is almost never there yet: wait first
+     * instead of paying for a recv that can only say EAGAIN. */
+    if (c->is_awaiting) {
+        c->is_awaiting = 0;
+        int rc = wait_fd(c->fd, POLLIN, deadline);
         if (rc)
             return broken(c, rc, "read");
     }
