@@ -424,6 +424,86 @@ int job_from_cjson(cJSON *obj, int64_t now_ns, struct job **out, char *err)
     return job_build(obj, NULL, 0, now_ns, out, err);
 }
 
+static int is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * The text of the next element of the JSON array json[0..len), which cJSON
+ * accepted, from *pos (0 for the first): sets *elem and *elem_len, moves
+ * *pos past it and returns 1, or returns 0 after the last element.
+ */
+static int array_next(const char *json, size_t len, size_t *pos, const char **elem,
+                      size_t *elem_len)
+{
+    size_t i = *pos;
+    while (i < len && is_json_space(json[i]))
+        i++;
+    if (*pos == 0 && i < len && json[i] == '[')
+        i++;
+    while (i < len && (is_json_space(json[i]) || json[i] == ','))
+        i++;
+    if (i >= len || json[i] == ']')
+        return 0;
+    size_t start = i;
+    int depth = 0;
+    for (; i < len; i++) {
+        char c = json[i];
+        if (c == '"') {
+            for (i++; i < len && json[i] != '"'; i++)
+                if (json[i] == '\\')
+                    i++;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        } else if (depth == 0 && (c == ',' || c == ']')) {
+            break;
+        }
+    }
+    size_t end = i;
+    while (end > start && is_json_space(json[end - 1]))
+        end--;
+    *elem = json + start;
+    *elem_len = end - start;
+    *pos = i;
+    return 1;
+}
+
+int job_from_array_item(cJSON *item, const char *json, size_t len, size_t *pos, int64_t now_ns,
+                        struct job **out, char *err)
+{
+    const char *elem;
+    size_t elem_len;
+    if (!array_next(json, len, pos, &elem, &elem_len))
+        elem = NULL, elem_len = 0; /* cannot happen for text cJSON accepted: re-print instead */
+    return job_build(item, elem, elem_len, now_ns, out, err);
+}
+
+cJSON *job_parse_array(const char *json, size_t len, char *err)
+{
+    if (job_json_has_nul(json, len)) {
+        snprintf(err, JOB_ERR_MAX,
+                 "invalid JSON: strings containing \\u0000 (NUL) are not supported");
+        return NULL;
+    }
+    const char *end = NULL;
+    cJSON *arr = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!arr) {
+        size_t at = end && end >= json ? (size_t)(end - json) : 0;
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: syntax error at byte %zu", at);
+        return NULL;
+    }
+    size_t at = job_json_trailing_at(json, len, end);
+    if (at != len) {
+        cJSON_Delete(arr);
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: unexpected text after the array at byte %zu", at);
+        return NULL;
+    }
+    return arr;
+}
+
 /* json, when not NULL, is the text obj was parsed from: the body is cut from it. */
 static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_ns, struct job **out,
                      char *err)

@@ -142,9 +142,25 @@ int job_json_has_nul(const char *json, size_t len);
  */
 size_t job_json_trailing_at(const char *json, size_t len, const char *end);
 
-/* Same, for a job already parsed by cJSON (PUSHB's array elements). */
+/* Same, for a job already parsed by cJSON (cron's job templates). */
 struct cJSON;
 int job_from_cjson(struct cJSON *obj, int64_t now_ns, struct job **out, char *err);
+
+/*
+ * A JSON array of jobs (PUSHB, POST /jobs with an array): the parsed array,
+ * or NULL with err on bad JSON, a \u0000 escape or text after the array.
+ * The caller checks that it is an array of objects.
+ */
+struct cJSON *job_parse_array(const char *json, size_t len, char *err);
+
+/*
+ * The job of the next element of such an array: item is that element, json
+ * the array's text and *pos 0 before the first call. Like job_parse, the job
+ * keeps the element's own text as its body instead of a re-printing. Call it
+ * for every element, in order (it moves *pos along the text).
+ */
+int job_from_array_item(struct cJSON *item, const char *json, size_t len, size_t *pos,
+                        int64_t now_ns, struct job **out, char *err);
 
 /*
  * A new job holding copies of the given strings in its own allocation

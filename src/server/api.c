@@ -370,13 +370,14 @@ static void pg_push_single(struct server *srv, struct evhttp_request *req, struc
 }
 
 /* POST /jobs with an array on PostgreSQL: the valid jobs in one statement. */
-static void pg_push_array(struct server *srv, struct evhttp_request *req, cJSON *arr)
+static void pg_push_array(struct server *srv, struct evhttp_request *req, cJSON *arr,
+                          const char *body, size_t len)
 {
     struct api_pg *a = api_pg_new(srv, req, APG_PUSHB, NULL);
     a->jids = cJSON_CreateArray();
     a->errors = cJSON_CreateObject();
     struct job **jobs = xcalloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof *jobs);
-    size_t n = 0;
+    size_t n = 0, pos = 0;
     int64_t now = server_now();
     cJSON *item;
     cJSON_ArrayForEach(item, arr)
@@ -385,7 +386,7 @@ static void pg_push_array(struct server *srv, struct evhttp_request *req, cJSON 
         cJSON *jv = cJSON_GetObjectItemCaseSensitive(item, "jid");
         char *jid = xstrdup(cJSON_IsString(jv) ? jv->valuestring : "");
         struct job *job;
-        int rc = job_from_cjson(item, now, &job, err);
+        int rc = job_from_array_item(item, body, len, &pos, now, &job, err);
         if (rc == 0 && (size_t)job->body_len > srv->cfg.max_job) {
             snprintf(err, sizeof err, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
                      (size_t)job->body_len, srv->cfg.max_job);
@@ -516,11 +517,12 @@ static void push_array(struct server *srv, struct evhttp_request *req, const cha
                     srv->cfg.max_line);
         return;
     }
-    if (job_json_has_nul(body, len)) {
-        reply_error(req, 400, "invalid JSON: strings containing \\u0000 (NUL) are not supported");
+    char perr[JOB_ERR_MAX];
+    cJSON *arr = job_parse_array(body, len, perr);
+    if (!arr) {
+        reply_error(req, 400, "%s", perr);
         return;
     }
-    cJSON *arr = cJSON_ParseWithLength(body, len);
     int all_objects = cJSON_IsArray(arr);
     cJSON *item;
     cJSON_ArrayForEach(item, arr) all_objects &= cJSON_IsObject(item);
@@ -532,7 +534,7 @@ static void push_array(struct server *srv, struct evhttp_request *req, const cha
         return;
     }
     if (srv->pgsrv) {
-        pg_push_array(srv, req, arr);
+        pg_push_array(srv, req, arr, body, len);
         cJSON_Delete(arr);
         return;
     }
@@ -540,14 +542,15 @@ static void push_array(struct server *srv, struct evhttp_request *req, const cha
     cJSON *errors = cJSON_CreateObject();
     int64_t now = server_now();
     int n_ok = 0, n_bad = 0, n_full = 0;
+    size_t pos = 0;
     cJSON_ArrayForEach(item, arr)
     {
         char err[JOB_ERR_MAX];
         cJSON *jv = cJSON_GetObjectItemCaseSensitive(item, "jid");
         char *jid = xstrdup(cJSON_IsString(jv) ? jv->valuestring
-                                               : ""); /* job_from_cjson may reshape item */
+                                               : ""); /* building the job may reshape item */
         struct job *job;
-        int rc = job_from_cjson(item, now, &job, err);
+        int rc = job_from_array_item(item, body, len, &pos, now, &job, err);
         if (rc == 0)
             rc = server_push(srv, job, err);
         if (rc != 0) {

@@ -4,7 +4,7 @@
  * read the per-day history and the cron entries.
  *
  * It speaks to the engine through the same calls as FWP and validates jobs
- * with the same code (job_parse, job_from_cjson), so a job the API accepts
+ * with the same code (job_parse, job_from_array_item), so a job the API accepts
  * is one PUSH would accept.
  *
  * Durability: a reply that promises a change (202 to a push, 200 to a

@@ -399,11 +399,12 @@ static void cmd_push(struct conn *c, char *arg, size_t len)
 static void cmd_pushb(struct conn *c, char *arg, size_t len)
 {
     struct server *srv = c->srv;
-    if (job_json_has_nul(arg, len)) {
-        conn_reply_err(c, "invalid JSON: strings containing \\u0000 (NUL) are not supported");
+    char perr[JOB_ERR_MAX];
+    cJSON *arr = job_parse_array(arg, len, perr);
+    if (!arr) {
+        conn_reply_err(c, "%s", perr);
         return;
     }
-    cJSON *arr = cJSON_ParseWithLength(arg, len);
     int all_objects = cJSON_IsArray(arr);
     cJSON *item;
     cJSON_ArrayForEach(item, arr) all_objects &= cJSON_IsObject(item);
@@ -415,6 +416,7 @@ static void cmd_pushb(struct conn *c, char *arg, size_t len)
     cJSON *errors = cJSON_CreateObject();
     int64_t now = server_now();
     cJSON *elem;
+    size_t pos = 0;
     struct job **valid = NULL;
     size_t nvalid = 0;
     if (srv->pgsrv)
@@ -423,9 +425,9 @@ static void cmd_pushb(struct conn *c, char *arg, size_t len)
     {
         char err[JOB_ERR_MAX];
         const char *jid = get_string(elem, "jid");
-        char *jid_copy = xstrdup(jid ? jid : ""); /* job_from_cjson may reshape elem */
+        char *jid_copy = xstrdup(jid ? jid : ""); /* building the job may reshape elem */
         struct job *job;
-        int rc = job_from_cjson(elem, now, &job, err);
+        int rc = job_from_array_item(elem, arg, len, &pos, now, &job, err);
         if (rc == 0 && valid && (size_t)job->body_len > srv->cfg.max_job) {
             snprintf(err, sizeof err, "job too large: %zu bytes, over the limit of %zu bytes (--max-job-size)",
                      (size_t)job->body_len, srv->cfg.max_job);

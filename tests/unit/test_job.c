@@ -553,6 +553,51 @@ static void job_from_cjson_object(void **state)
     cJSON_Delete(arr);
 }
 
+/* PUSHB's elements keep their own text, as PUSH does: the same body either way. */
+static void job_from_array_item_matches_job_parse(void **state)
+{
+    (void)state;
+    const char *elems[] = {
+        "{\"jid\":\"a2345678\",\"jobtype\":\"T\",\"args\":[\"],[{\\\"\",{\"k\":[1,[2]]}],\"queue\":"
+        "\"q\"}",
+        "{ \"jid\" : \"b2345678\", \"jobtype\":\"T\\u0041\", \"args\":[ 1.50 ] }",
+        "{\"jid\":\"c2345678\",\"jobtype\":\"T\",\"args\":[],\"custom\":{\"x\":\"}\"}}",
+    };
+    char text[1024];
+    snprintf(text, sizeof text, " [ %s ,\n%s,%s ] ", elems[0], elems[1], elems[2]);
+    char err[JOB_ERR_MAX];
+    cJSON *arr = job_parse_array(text, strlen(text), err);
+    assert_non_null(arr);
+    size_t pos = 0;
+    int i = 0;
+    cJSON *item;
+    cJSON_ArrayForEach(item, arr)
+    {
+        struct job *from_array = NULL;
+        assert_int_equal(job_from_array_item(item, text, strlen(text), &pos, NOW, &from_array, err),
+                         0);
+        struct job *alone = parse_ok(elems[i]);
+        assert_string_equal(from_array->jid, alone->jid);
+        assert_int_equal(from_array->body_len, alone->body_len);
+        assert_memory_equal(from_array->body, alone->body, alone->body_len);
+        job_free(from_array);
+        job_free(alone);
+        i++;
+    }
+    assert_int_equal(i, 3);
+    cJSON_Delete(arr);
+
+    /* text after the array, \u0000 and bad JSON are refused with the reason */
+    const char *extra = "[{\"jid\":\"a2345678\",\"jobtype\":\"T\",\"args\":[]}] [1]";
+    assert_null(job_parse_array(extra, strlen(extra), err));
+    assert_string_equal(err, "invalid JSON: unexpected text after the array at byte 45");
+    const char *nul = "[{\"jid\":\"a2345678\",\"jobtype\":\"\\u0000\",\"args\":[]}]";
+    assert_null(job_parse_array(nul, strlen(nul), err));
+    assert_string_equal(err, "invalid JSON: strings containing \\u0000 (NUL) are not supported");
+    assert_null(job_parse_array("[{", 2, err));
+    assert_string_equal(err, "invalid JSON: syntax error at byte 1");
+}
+
 /* ---- failures ---- */
 
 static struct job *job_with_retry(int retry)
@@ -770,6 +815,7 @@ int main(void)
         cmocka_unit_test(job_render_escapes_strings),
         cmocka_unit_test(job_body_is_the_pushed_text_minus_owned_fields),
         cmocka_unit_test(job_from_cjson_object),
+        cmocka_unit_test(job_from_array_item_matches_job_parse),
         cmocka_unit_test(job_failure_progression),
         cmocka_unit_test(job_failure_cleansing),
         cmocka_unit_test(job_failure_truncation),
