@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -904,6 +907,79 @@ static void worker_batch_quiet_and_stop_mid_run(void **state)
     spoold_destroy(&p);
 }
 
+/* SIGKILL a batching worker process mid-run: every job is either ACKed, still
+ * reserved by the dead process (it comes back when the reservation expires),
+ * or still queued; none ran twice, and a second worker finishes the queue. */
+static void worker_batch_killed_loses_nothing(void **state)
+{
+    (void)state;
+    struct spoold_proc p;
+    assert_int_equal(spoold_start(&p, 0, NULL), 0);
+    spool_client *c = connect_ok(p.url);
+    push_indexed(c, 0);
+    atomic_int *seen = counts_new();
+    struct indexed x = {.seen = seen, .hold_ms = 5};
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* no cmocka in the child: it only works until killed */
+        spool_worker_config cfg = {
+            .url = p.url, .concurrency = 8, .heartbeat_ms = 100, .log = quiet_log};
+        spool_worker *w = NULL;
+        if (spool_worker_new(&cfg, &w) == 0 &&
+            spool_worker_register(w, "indexed", indexed_handler, &x) == 0)
+            spool_worker_run(w);
+        _exit(2);
+    }
+    long long ran = 0, deadline = test_now_ms() + 20000;
+    while (ran < 60 && test_now_ms() < deadline) {
+        poll(NULL, 0, 5);
+        ran = 0;
+        for (int i = 0; i < BATCH_JOBS; i++)
+            ran += atomic_load(&seen[i]);
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+
+    ran = 0;
+    for (int i = 0; i < BATCH_JOBS; i++)
+        ran += atomic_load(&seen[i]);
+    assert_true(ran >= 60);
+    poll(NULL, 0, 200); /* whatever the child sent before it died is handled by now */
+    assert_int_equal(info_num(c, "faktory.sets.retries"), 0);
+    long long acked = info_num(c, "faktory.total_processed");
+    long long held = info_num(c, "faktory.sets.working");
+    long long queued = queue_size(c);
+    if (acked + held + queued != BATCH_JOBS || acked > ran || ran > acked + held)
+        fail_msg("after the kill: %lld ran, %lld ACKed, %lld reserved, %lld queued, of %d", ran,
+                 acked, held, queued, BATCH_JOBS);
+
+    spool_worker *w = make_worker(p.url, 8, NULL, 0, NULL);
+    struct indexed x2 = {.seen = seen};
+    assert_int_equal(spool_worker_register(w, "indexed", indexed_handler, &x2), 0);
+    struct runner r;
+    runner_start(&r, w);
+    assert_true(wait_processed(w, (uint64_t)queued, 30000));
+    spool_worker_stop(w);
+    assert_int_equal(runner_join(&r, 10000), 0);
+    long long never_ran = 0;
+    for (int i = 0; i < BATCH_JOBS; i++) {
+        int k = atomic_load(&seen[i]);
+        if (k > 1)
+            fail_msg("job %d ran %d times", i, k);
+        never_ran += k == 0;
+    }
+    assert_true(never_ran <= held); /* reserved by the dead worker before it ran them */
+    assert_int_equal(info_num(c, "faktory.total_processed"), acked + queued);
+    assert_int_equal(info_num(c, "faktory.sets.working"), held);
+    assert_int_equal(queue_size(c), 0);
+    spool_worker_free(w);
+    munmap(seen, BATCH_JOBS * sizeof(atomic_int));
+    spool_client_free(c);
+    spoold_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -924,6 +1000,7 @@ int main(void)
         cmocka_unit_test(worker_batches_fetch_and_ack),
         cmocka_unit_test(worker_plain_fwp_fetches_one_by_one),
         cmocka_unit_test(worker_batch_quiet_and_stop_mid_run),
+        cmocka_unit_test(worker_batch_killed_loses_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
