@@ -306,6 +306,38 @@ test('PUSHB with broken JSON gets -ERR invalid JSON: ...', async () => {
     const c = await srv.connect();
     await c.err('PUSHB [{"jid":', /^ERR invalid JSON: /);
     await c.err('PUSHB {"jid":"abcdefghij"}', /^ERR invalid JSON: /);
+    const job = makeJob({ queue: 'tail' });
+    await c.err(`PUSHB ${JSON.stringify([job])} [1]`,
+      /^ERR invalid JSON: unexpected text after the array at byte \d+$/);
+    assert.equal((await c.info()).faktory.queues.tail ?? 0, 0, 'nothing of a refused PUSHB is stored');
+  });
+});
+
+test('PUSHB stores each job exactly as PUSH does: the fetched jobs are identical', async () => {
+  await withServer(async (srv) => {
+    const c = await srv.connect();
+    const created = '2026-01-02T03:04:05Z';
+    const texts = [
+      JSON.stringify(makeJob({ queue: 'same', created_at: created, args: [1, 'a],{b}"c', { k: [null, true] }] })),
+      ' ' + JSON.stringify(makeJob({ queue: 'same', created_at: created, args: [2.50, 1e3] })).replace(/^\{/, '{ ') + ' ',
+      JSON.stringify(makeJob({ queue: 'same', created_at: created, args: [], custom: { q: 'x\\y\u00e9' } })),
+    ];
+    assert.equal(await c.cmd(`PUSHB [${texts.join(' ,')}]`), '{}', 'PUSHB of three good jobs');
+    const viaBatch = [];
+    for (let k = 0; k < texts.length; k++) {
+      const j = await c.fetch(['same']);
+      await c.ack(j.jid);
+      viaBatch.push(j);
+    }
+    for (let k = 0; k < texts.length; k++) {
+      await c.ok(`PUSH ${texts[k].trim()}`);
+      const j = await c.fetch(['same']);
+      await c.ack(j.jid);
+      const { enqueued_at: a, ...one } = j;
+      const { enqueued_at: b, ...other } = viaBatch[k];
+      assert.deepEqual(other, one, `job ${k}: PUSHB and PUSH store the same job`);
+      assert.ok(a && b, 'both have enqueued_at');
+    }
   });
 });
 
