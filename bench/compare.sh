@@ -6,9 +6,11 @@
 #   bench/compare.sh --quick    # about 2 minutes, fewer jobs, shorter latency phase
 #
 # Installs what it needs (Debian: beanstalkd, redis-server; npm ci in
-# bench/peers), builds spoold (make build) and the beanstalkd driver, starts
-# every server on 127.0.0.1 with a free port and a temporary data directory,
-# runs the drivers, stops every server it started, and writes
+# bench/peers), builds spoold (make build), the beanstalkd driver and the
+# loopback ceiling probe (bench/peers/loopback_ceiling.c), measures that
+# ceiling first, starts every server on 127.0.0.1 with a free port and a
+# temporary data directory, runs the drivers, stops every server it
+# started, and writes
 # bench/results/<UTC date and time>.md (also printed). Prints numbers,
 # asserts nothing.
 #
@@ -169,6 +171,13 @@ measure() {
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date +%s)
 
+# The loopback ceiling for the client shape of the serial rows: one thread per
+# connection, one command in flight, against a server that only answers.
+CEIL_THREADS=$((PRODUCERS + IN_FLIGHT))
+measure loopback-ceiling "$tmp/loopback_ceiling" --threads "$CEIL_THREADS" --seconds 3
+ceiling=$(node -e 'try{console.log(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).round_trips_per_s)}catch{console.log("")}' \
+    "$tmp/loopback-ceiling.json")
+
 # beanstalkd: the default binlog fsync (-f 50 ms) and -f0 (fsync each write).
 bs_version=$(beanstalkd -v 2>&1 | awk '{print $2}')
 for f in default f0; do
@@ -232,16 +241,31 @@ if [ -x "$SPOOL" ] && "$SPOOL" help bench >/dev/null 2>&1; then
         measure "spool-bench-$batch-rate" timeout "$DRIVER_TIMEOUT" "$SPOOL" --url "$url" bench \
             --producers "$PRODUCERS" --consumers "$IN_FLIGHT" --jobs $((RATE * LAT_SECONDS)) --payload "$PAYLOAD" \
             --batch "$batch" --rate "$RATE" --json
+        wide=""
+        if [ "$batch" = 0 ]; then
+            # Plain FWP with as many connections as the loopback ceiling's threads,
+            # split evenly: the producers' fsync waits overlap more.
+            wide=$tmp/spool-bench-0-wide.json
+            measure spool-bench-0-wide timeout "$DRIVER_TIMEOUT" "$SPOOL" --url "$url" bench \
+                --producers $((CEIL_THREADS / 2)) --consumers $((CEIL_THREADS - CEIL_THREADS / 2)) \
+                --jobs "$JOBS" --payload "$PAYLOAD" --batch 0 --json
+        fi
         stop
         if [ "$batch" = 0 ]; then client="C spool bench, plain FWP (1 command in flight per connection)"
         else client="C spool bench, batches of $batch"; fi
         # shellcheck disable=SC2016 # JavaScript, not shell
-        note=$(node -e 'try{const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+        note=$(CEILING="$ceiling" node -e 'try{const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
             const n=[]; if(r.server_rss_mb!=null) n.push(`server RSS ${r.server_rss_mb} MB with ${r.jobs} jobs queued, ${r.bytes_per_job} bytes/job`);
+            const ceil=Number(process.env.CEILING);
+            if(r.mixed_per_s!=null) n.push(`pushing and processing at once (${r.producers} producers, ${r.consumers} consumers): ${r.mixed_per_s} jobs/s`+
+              (r.mode==="plain"&&ceil>0?`, ${3*r.mixed_per_s} round trips/s, ${Math.round(300*r.mixed_per_s/ceil)} % of the loopback ceiling`:""));
+            try { const w=JSON.parse(require("fs").readFileSync(process.argv[3],"utf8"));
+              n.push(`with ${w.producers} producers and ${w.consumers} consumers: push ${w.push_per_s}/s, process ${w.process_per_s}/s, at once ${w.mixed_per_s} jobs/s`+
+                (ceil>0?` (${3*w.mixed_per_s} round trips/s, ${Math.round(300*w.mixed_per_s/ceil)} % of the loopback ceiling)`:"")); } catch {}
             for (const f of process.argv.slice(1)) { try { const x=JSON.parse(require("fs").readFileSync(f,"utf8"));
               if (x.complete===false) n.push(`INCOMPLETE run (${f.replace(/.*\//,"")}): ${x.error||"deadline"}`); } catch {} }
             console.log(n.join("; "));}catch{}' \
-            "$tmp/spool-bench-$batch.json" "$tmp/spool-bench-$batch-rate.json")
+            "$tmp/spool-bench-$batch.json" "$tmp/spool-bench-$batch-rate.json" "$wide")
         row spool "$spool_version" "spoold -d DIR --fsync always (default)" "$client" \
             "$tmp/spool-bench-$batch.json" "$tmp/spool-bench-$batch-rate.json" "$note"
     done
@@ -278,6 +302,12 @@ tmp_fs=$(df -T "$tmp" | awk 'NR==2 {print $2}')
     echo "appendfsync always); payload $PAYLOAD bytes; $PRODUCERS producers; $IN_FLIGHT jobs in flight"
     echo "while processing; latency at $RATE jobs/s for $LAT_SECONDS s."
     echo "$spool_bench_note"
+    if [ -n "$ceiling" ]; then
+        echo "Loopback ceiling: $ceiling round trips/s between $CEIL_THREADS client threads (one connection each,"
+        echo "one 220-byte line in flight) and a C server that only answers \`+OK\` (bench/peers/loopback_ceiling.c):"
+        echo "with this client shape no server can go faster here. A plain FWP job is three round trips,"
+        echo "so at most $((ceiling / 3)) jobs/s."
+    fi
     echo
     echo "spool's promise (\`--fsync always\`: a PUSH is answered only once it is on disk) is matched by"
     echo "beanstalkd \`-f0\` and Redis \`appendfsync always\`; beanstalkd's default and \`everysec\` can lose"
