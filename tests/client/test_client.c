@@ -815,30 +815,60 @@ static long long queue_size(spool_client *c)
     return n < 0 ? 0 : n; /* an empty queue may be left out */
 }
 
+/* A spoold holding BATCH_JOBS indexed jobs, a client on it, and run counts. */
+struct indexed_run {
+    struct spoold_proc p;
+    spool_client *c;
+    atomic_int *seen;
+};
+
+static void indexed_run_start(struct indexed_run *b, const char *extra_arg)
+{
+    assert_int_equal(spoold_start_with(&b->p, 0, NULL, extra_arg), 0);
+    b->c = connect_ok(b->p.url);
+    push_indexed(b->c, 0);
+    b->seen = counts_new();
+}
+
+static void indexed_run_end(struct indexed_run *b)
+{
+    munmap(b->seen, BATCH_JOBS * sizeof(atomic_int));
+    spool_client_free(b->c);
+    spoold_destroy(&b->p);
+}
+
+/* Jobs that ran at least once; fails on a job that ran more than once. */
+static long long ran_at_most_once(const struct indexed_run *b)
+{
+    long long ran = 0;
+    for (int i = 0; i < BATCH_JOBS; i++) {
+        int k = atomic_load(&b->seen[i]);
+        if (k > 1)
+            fail_msg("job %d ran %d times", i, k);
+        ran += k;
+    }
+    return ran;
+}
+
 static void worker_each_job_once(const char *extra_arg, int is_batch)
 {
-    struct spoold_proc p;
-    assert_int_equal(spoold_start_with(&p, 0, NULL, extra_arg), 0);
-    spool_client *c = connect_ok(p.url);
-    push_indexed(c, 0);
-    atomic_int *seen = counts_new();
-    struct indexed x = {.seen = seen};
-    spool_worker *w = make_worker(p.url, 8, NULL, 0, NULL);
+    struct indexed_run b;
+    indexed_run_start(&b, extra_arg);
+    struct indexed x = {.seen = b.seen};
+    spool_worker *w = make_worker(b.p.url, 8, NULL, 0, NULL);
     assert_int_equal(spool_worker_register(w, "indexed", indexed_handler, &x), 0);
-    long long cmds0 = info_num(c, "server.command_count");
+    long long cmds0 = info_num(b.c, "server.command_count");
     struct runner r;
     runner_start(&r, w);
     assert_true(wait_processed(w, BATCH_JOBS, 30000));
-    long long cmds = info_num(c, "server.command_count") - cmds0;
+    long long cmds = info_num(b.c, "server.command_count") - cmds0;
     spool_worker_stop(w);
     assert_int_equal(runner_join(&r, 10000), 0);
-    for (int i = 0; i < BATCH_JOBS; i++)
-        if (atomic_load(&seen[i]) != 1)
-            fail_msg("job %d ran %d times, want once", i, atomic_load(&seen[i]));
+    assert_int_equal(ran_at_most_once(&b), BATCH_JOBS);
     assert_int_equal(spool_worker_processed(w), BATCH_JOBS);
     assert_int_equal(spool_worker_failed(w), 0);
-    assert_int_equal(info_num(c, "faktory.total_processed"), BATCH_JOBS);
-    assert_int_equal(info_num(c, "faktory.sets.working"), 0);
+    assert_int_equal(info_num(b.c, "faktory.total_processed"), BATCH_JOBS);
+    assert_int_equal(info_num(b.c, "faktory.sets.working"), 0);
     /* FETCH + ACK is two commands per job; FETCHN + ACKN carry many each
      * (plus a few BEATs and connection handshakes either way). */
     if (is_batch && cmds >= BATCH_JOBS / 2)
@@ -846,9 +876,7 @@ static void worker_each_job_once(const char *extra_arg, int is_batch)
     if (!is_batch && cmds < 2 * BATCH_JOBS)
         fail_msg("%lld commands for %d jobs: want FETCH and ACK each", cmds, BATCH_JOBS);
     spool_worker_free(w);
-    munmap(seen, BATCH_JOBS * sizeof(atomic_int));
-    spool_client_free(c);
-    spoold_destroy(&p);
+    indexed_run_end(&b);
 }
 
 static void worker_batches_fetch_and_ack(void **state)
@@ -868,43 +896,32 @@ static void worker_plain_fwp_fetches_one_by_one(void **state)
 static void worker_batch_quiet_and_stop_mid_run(void **state)
 {
     (void)state;
-    struct spoold_proc p;
-    assert_int_equal(spoold_start(&p, 0, NULL), 0);
-    spool_client *c = connect_ok(p.url);
-    push_indexed(c, 0);
-    atomic_int *seen = counts_new();
-    struct indexed x = {.seen = seen, .hold_ms = 5};
-    spool_worker *w = make_worker(p.url, 8, NULL, 0, NULL);
+    struct indexed_run b;
+    indexed_run_start(&b, NULL);
+    struct indexed x = {.seen = b.seen, .hold_ms = 5};
+    spool_worker *w = make_worker(b.p.url, 8, NULL, 0, NULL);
     assert_int_equal(spool_worker_register(w, "indexed", indexed_handler, &x), 0);
     struct runner r;
     runner_start(&r, w);
     assert_true(wait_processed(w, 50, 20000));
     spool_worker_quiet(w);
-    assert_true(wait_info(c, "faktory.sets.working", 0, 5000));
-    long long queued = queue_size(c);
+    assert_true(wait_info(b.c, "faktory.sets.working", 0, 5000));
+    long long queued = queue_size(b.c);
     assert_true(queued > 0);
     /* quiet: no more fetching */
     poll(NULL, 0, 300);
-    assert_int_equal(queue_size(c), queued);
+    assert_int_equal(queue_size(b.c), queued);
     spool_worker_stop(w);
     assert_int_equal(runner_join(&r, 10000), 0);
 
-    long long ran = 0;
-    for (int i = 0; i < BATCH_JOBS; i++) {
-        int k = atomic_load(&seen[i]);
-        if (k > 1)
-            fail_msg("job %d ran %d times", i, k);
-        ran += k;
-    }
+    long long ran = ran_at_most_once(&b);
     assert_int_equal(spool_worker_processed(w), ran);
-    assert_int_equal(info_num(c, "faktory.total_processed"), ran);
-    assert_int_equal(info_num(c, "faktory.sets.working"), 0);
-    assert_int_equal(info_num(c, "faktory.sets.retries"), 0);
-    assert_int_equal(queue_size(c), BATCH_JOBS - ran);
+    assert_int_equal(info_num(b.c, "faktory.total_processed"), ran);
+    assert_int_equal(info_num(b.c, "faktory.sets.working"), 0);
+    assert_int_equal(info_num(b.c, "faktory.sets.retries"), 0);
+    assert_int_equal(queue_size(b.c), BATCH_JOBS - ran);
     spool_worker_free(w);
-    munmap(seen, BATCH_JOBS * sizeof(atomic_int));
-    spool_client_free(c);
-    spoold_destroy(&p);
+    indexed_run_end(&b);
 }
 
 /* SIGKILL a batching worker process mid-run: every job is either ACKed, still
@@ -913,71 +930,54 @@ static void worker_batch_quiet_and_stop_mid_run(void **state)
 static void worker_batch_killed_loses_nothing(void **state)
 {
     (void)state;
-    struct spoold_proc p;
-    assert_int_equal(spoold_start(&p, 0, NULL), 0);
-    spool_client *c = connect_ok(p.url);
-    push_indexed(c, 0);
-    atomic_int *seen = counts_new();
-    struct indexed x = {.seen = seen, .hold_ms = 5};
+    struct indexed_run b;
+    indexed_run_start(&b, NULL);
+    struct indexed x = {.seen = b.seen, .hold_ms = 5};
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) { /* no cmocka in the child: it only works until killed */
         spool_worker_config cfg = {
-            .url = p.url, .concurrency = 8, .heartbeat_ms = 100, .log = quiet_log};
+            .url = b.p.url, .concurrency = 8, .heartbeat_ms = 100, .log = quiet_log};
         spool_worker *w = NULL;
         if (spool_worker_new(&cfg, &w) == 0 &&
             spool_worker_register(w, "indexed", indexed_handler, &x) == 0)
             spool_worker_run(w);
         _exit(2);
     }
-    long long ran = 0, deadline = test_now_ms() + 20000;
-    while (ran < 60 && test_now_ms() < deadline) {
+    long long deadline = test_now_ms() + 20000;
+    while (ran_at_most_once(&b) < 60 && test_now_ms() < deadline)
         poll(NULL, 0, 5);
-        ran = 0;
-        for (int i = 0; i < BATCH_JOBS; i++)
-            ran += atomic_load(&seen[i]);
-    }
     assert_int_equal(kill(pid, SIGKILL), 0);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status));
 
-    ran = 0;
-    for (int i = 0; i < BATCH_JOBS; i++)
-        ran += atomic_load(&seen[i]);
+    long long ran = ran_at_most_once(&b);
     assert_true(ran >= 60);
     poll(NULL, 0, 200); /* whatever the child sent before it died is handled by now */
-    assert_int_equal(info_num(c, "faktory.sets.retries"), 0);
-    long long acked = info_num(c, "faktory.total_processed");
-    long long held = info_num(c, "faktory.sets.working");
-    long long queued = queue_size(c);
+    assert_int_equal(info_num(b.c, "faktory.sets.retries"), 0);
+    long long acked = info_num(b.c, "faktory.total_processed");
+    long long held = info_num(b.c, "faktory.sets.working");
+    long long queued = queue_size(b.c);
     if (acked + held + queued != BATCH_JOBS || acked > ran || ran > acked + held)
         fail_msg("after the kill: %lld ran, %lld ACKed, %lld reserved, %lld queued, of %d", ran,
                  acked, held, queued, BATCH_JOBS);
 
-    spool_worker *w = make_worker(p.url, 8, NULL, 0, NULL);
-    struct indexed x2 = {.seen = seen};
+    spool_worker *w = make_worker(b.p.url, 8, NULL, 0, NULL);
+    struct indexed x2 = {.seen = b.seen};
     assert_int_equal(spool_worker_register(w, "indexed", indexed_handler, &x2), 0);
     struct runner r;
     runner_start(&r, w);
     assert_true(wait_processed(w, (uint64_t)queued, 30000));
     spool_worker_stop(w);
     assert_int_equal(runner_join(&r, 10000), 0);
-    long long never_ran = 0;
-    for (int i = 0; i < BATCH_JOBS; i++) {
-        int k = atomic_load(&seen[i]);
-        if (k > 1)
-            fail_msg("job %d ran %d times", i, k);
-        never_ran += k == 0;
-    }
-    assert_true(never_ran <= held); /* reserved by the dead worker before it ran them */
-    assert_int_equal(info_num(c, "faktory.total_processed"), acked + queued);
-    assert_int_equal(info_num(c, "faktory.sets.working"), held);
-    assert_int_equal(queue_size(c), 0);
+    /* what never ran was reserved by the dead worker before it got to it */
+    assert_true(BATCH_JOBS - ran_at_most_once(&b) <= held);
+    assert_int_equal(info_num(b.c, "faktory.total_processed"), acked + queued);
+    assert_int_equal(info_num(b.c, "faktory.sets.working"), held);
+    assert_int_equal(queue_size(b.c), 0);
     spool_worker_free(w);
-    munmap(seen, BATCH_JOBS * sizeof(atomic_int));
-    spool_client_free(c);
-    spoold_destroy(&p);
+    indexed_run_end(&b);
 }
 
 int main(void)
