@@ -4,7 +4,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
@@ -577,14 +576,12 @@ int server_run(struct server *srv)
 void server_release(struct server *srv)
 {
     /* Finish in-flight journal writes first: what was appended gets to disk,
-     * and the replies that waited for it get one last chance to leave. */
+     * and the replies that waited for it get one last chance to leave
+     * (plaintext only: releasing them writes them at once; under TLS they
+     * would need the session, and the loop that drives it has stopped). */
     if (srv->journal) {
         server_mark_durable(srv, journal_close(srv->journal));
         srv->journal = NULL;
-        /* Plaintext only: under TLS these bytes must go through the session, and
-         * the loop that would drive it has stopped. */
-        for (struct conn *c = srv->conns; c && !srv->tls; c = c->next)
-            evbuffer_write(bufferevent_get_output(c->bev), bufferevent_getfd(c->bev));
     }
     if (srv->snapshot_pid) {
         int status;
