@@ -6,7 +6,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { startServer, makeJob, makeTempDir, removeDir } = require('../lib/spoold');
+const { startServer, makeJob, makeTempDir, removeDir, waitFor } = require('../lib/spoold');
 
 const HOUR = 3600e3;
 
@@ -122,6 +122,50 @@ test('every PUSH answered +OK survives kill -9, as does the rest of the state', 
       const c = await s2.connect();
       assert.equal((await c.info()).faktory.queues.burst, burst.length, 'all acknowledged burst pushes survive kill -9');
       await checkState(c, st, 'after kill -9 and restart');
+    } finally {
+      await s2.stop();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
+test('SIGTERM during a burst of PUSHes: every stored job was answered +OK, every +OK was stored', async () => {
+  const dir = makeTempDir();
+  try {
+    const s1 = await startServer({ dir });
+    const burst = [];
+    let answered = 0;
+    try {
+      const c = await s1.connect();
+      for (let k = 0; k < 300; k++) burst.push(makeJob({ queue: 'term', args: [k] }));
+      c.send(burst.map((j) => 'PUSH ' + JSON.stringify(j) + '\r\n').join(''));
+      s1.proc.kill('SIGTERM'); // while the pushes are read, journaled and answered
+      for (;;) {
+        let r;
+        try {
+          r = await c.readTyped(5000);
+        } catch {
+          break; // closed by the shutdown: the rest was never taken
+        }
+        assert.deepEqual(r, { type: 'simple', value: 'OK' }, `PUSH ${answered}`);
+        answered++;
+      }
+      await waitFor(() => !s1.alive(), { timeoutMs: 10000, what: 'spoold to exit after SIGTERM' });
+      assert.deepEqual(s1.exitStatus(), { code: 0, signal: null }, 'a clean exit');
+    } finally {
+      await s1.kill9(); // already gone; keeps the directory
+    }
+    const s2 = await startServer({ dir });
+    try {
+      const c = await s2.connect();
+      const stored = (await c.info()).faktory.queues.term ?? 0;
+      // Replies held for the journal's last write leave before the exit: a job
+      // on disk whose +OK never came would be pushed again by its client.
+      assert.equal(stored, answered, `${answered} of ${burst.length} pushes were answered, ${stored} stored`);
+      for (let k = 0; k < stored; k++) {
+        assert.equal((await c.fetch(['term'])).jid, burst[k].jid, `the answered pushes, in order (${k})`);
+      }
     } finally {
       await s2.stop();
     }
