@@ -18,20 +18,15 @@ N2=${4:-15000}
 OUT=${OUT:-$(mktemp -d /tmp/spool-callgrind-XXXXXX)}
 SPOOLD=$BUILD/bin/spoold
 SPOOL=$BUILD/bin/spool
+# shellcheck source=bench/spoold_start.sh
+. "$(dirname "$0")/spoold_start.sh"
 
 run() { # $1 = jobs; prints the total instruction count
   dir=$(mktemp -d /tmp/spool-cg-data-XXXXXX)
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.$BATCH.$1" \
-    "$SPOOLD" -b 127.0.0.1:0 -w 127.0.0.1:0 -d "$dir" -l info 2>"$dir.log" &
-  pid=$!
-  port=
-  for _ in $(seq 1 300); do
-    port=$(sed -n 's/.*spoold ready fwp=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir.log" | head -1)
-    [ -n "$port" ] && break
-    sleep 0.1
-  done
-  [ -n "$port" ] || { echo "spoold did not start under valgrind" >&2; cat "$dir.log" >&2; kill "$pid"; exit 1; }
-  "$SPOOL" --url "tcp://127.0.0.1:$port" bench --jobs "$1" --batch "$BATCH" --payload 100 \
+  spoold_start "$dir.log" 300 valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out.$BATCH.$1" \
+    "$SPOOLD" -b 127.0.0.1:0 -w 127.0.0.1:0 -d "$dir" -l info
+  pid=$spoold_pid
+  "$SPOOL" --url "tcp://127.0.0.1:$spoold_port" bench --jobs "$1" --batch "$BATCH" --payload 100 \
     --mixed-jobs 0 --json >"$OUT/bench.$BATCH.$1.json"
   kill -TERM "$pid"
   wait "$pid" || true

@@ -11,6 +11,8 @@
 #   BUILD=build-rel bench/postgres.sh # another build directory
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/spoold_start.sh
+. "$here/bench/spoold_start.sh"
 BUILD=${BUILD:-$here/build}
 JOBS=${JOBS:-20000}
 work=$(mktemp -d /tmp/spool-pgbench-XXXXXX)
@@ -31,16 +33,10 @@ base=$(cat "$work/pg/url")
 n=0
 start_spoold() {
     n=$((n + 1))
-    name=spoold$n
-    "$BUILD/bin/spoold" -b 127.0.0.1:0 -w 127.0.0.1:0 -d "$work/$name-data" "$@" 2>"$work/$name.log" &
-    pids="$pids $!"
-    port=
-    for _ in $(seq 1 100); do
-        port=$(sed -n 's/.*spoold ready fwp=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/$name.log" | head -1)
-        [ -n "$port" ] && break
-        sleep 0.1
-    done
-    [ -n "$port" ] || { echo "spoold ($name) did not start" >&2; cat "$work/$name.log" >&2; exit 1; }
+    spoold_start "$work/spoold$n.log" 100 "$BUILD/bin/spoold" -b 127.0.0.1:0 -w 127.0.0.1:0 \
+        -d "$work/spoold$n-data" "$@"
+    pids="$pids $spoold_pid"
+    port=$spoold_port
 }
 
 run() { # run LABEL STORE-ARGS... -- BENCH-ARGS...

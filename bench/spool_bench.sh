@@ -7,16 +7,10 @@
 #   SPOOLD_ARGS="--fsync never" bench/spool_bench.sh --rate 1000 --jobs 10000
 set -eu
 BUILD=${BUILD:-build}
+# shellcheck source=bench/spoold_start.sh
+. "$(dirname "$0")/spoold_start.sh"
 dir=$(mktemp -d /tmp/spool-bench-XXXXXX)
+trap 'kill -TERM $spoold_pid 2>/dev/null; wait $spoold_pid 2>/dev/null; rm -rf "$dir"' EXIT
 # shellcheck disable=SC2086
-"$BUILD/bin/spoold" -b 127.0.0.1:0 -w 127.0.0.1:0 -d "$dir/data" -l info ${SPOOLD_ARGS:-} 2>"$dir/log" &
-pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-port=
-for _ in $(seq 1 100); do
-  port=$(sed -n 's/.*spoold ready fwp=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log" | head -1)
-  [ -n "$port" ] && break
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "spoold did not start" >&2; cat "$dir/log" >&2; exit 1; }
-"$BUILD/bin/spool" --url "tcp://127.0.0.1:$port" bench "$@"
+spoold_start "$dir/log" 100 "$BUILD/bin/spoold" -b 127.0.0.1:0 -w 127.0.0.1:0 -d "$dir/data" -l info ${SPOOLD_ARGS:-}
+"$BUILD/bin/spool" --url "tcp://127.0.0.1:$spoold_port" bench "$@"
