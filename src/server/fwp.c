@@ -215,29 +215,45 @@ static void on_pg_bulk(void *arg, int rc, const char *msg, const char *out, size
     pg_end(c);
 }
 
-/* PUSHB: PostgreSQL's refusals joined with those found while parsing. */
-static void on_pg_pushb(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+/*
+ * PUSHB and ACKN on PostgreSQL: the statement's answer, or its error, with
+ * the refusals found before it was sent (c->pg_errors); reply(c, errors,
+ * out, outlen) writes the answer.
+ */
+static void reply_pg_batch(void *arg, int rc, const char *msg, const char *out, size_t outlen,
+                           void (*reply)(struct conn *c, cJSON *errors, const char *out,
+                                         size_t outlen))
 {
     struct conn *c = arg;
     cJSON *errors = c->pg_errors;
     c->pg_errors = NULL;
-    if (rc != 0) {
+    if (rc != 0)
         conn_reply_err(c, "%s", msg);
-    } else {
-        cJSON *more = cJSON_ParseWithLength(out, outlen);
-        cJSON *e;
-        cJSON_ArrayForEach(e, more)
-        {
-            cJSON_DeleteItemFromObjectCaseSensitive(errors, e->string);
-            cJSON_AddStringToObject(errors, e->string, e->valuestring ? e->valuestring : "refused");
-        }
-        cJSON_Delete(more);
-        char *text = cJSON_PrintUnformatted(errors);
-        conn_reply_bulk(c, text, strlen(text));
-        cJSON_free(text);
-    }
+    else
+        reply(c, errors, out, outlen);
     cJSON_Delete(errors);
     pg_end(c);
+}
+
+/* PUSHB: PostgreSQL's refusals joined with those found while parsing. */
+static void reply_pushb(struct conn *c, cJSON *errors, const char *out, size_t outlen)
+{
+    cJSON *more = cJSON_ParseWithLength(out, outlen);
+    cJSON *e;
+    cJSON_ArrayForEach(e, more)
+    {
+        cJSON_DeleteItemFromObjectCaseSensitive(errors, e->string);
+        cJSON_AddStringToObject(errors, e->string, e->valuestring ? e->valuestring : "refused");
+    }
+    cJSON_Delete(more);
+    char *text = cJSON_PrintUnformatted(errors);
+    conn_reply_bulk(c, text, strlen(text));
+    cJSON_free(text);
+}
+
+static void on_pg_pushb(void *arg, int rc, const char *msg, const char *out, size_t outlen)
+{
+    reply_pg_batch(arg, rc, msg, out, outlen, reply_pushb);
 }
 
 static void pg_fetch_again(struct conn *c);
@@ -653,25 +669,21 @@ static void cmd_fetchn(struct conn *c, char *arg, size_t len)
         free(queues);
 }
 
+/* ACKN: the jids PostgreSQL acknowledged, and the refusals. */
+static void reply_ackn(struct conn *c, cJSON *errors, const char *out, size_t outlen)
+{
+    char *text = cJSON_PrintUnformatted(errors);
+    struct sbuf b;
+    sbuf_init(&b);
+    sbuf_addf(&b, "{\"acked\":%.*s,\"errors\":%s}", (int)outlen, out, text);
+    conn_reply_bulk(c, b.buf, b.len);
+    sbuf_release(&b);
+    cJSON_free(text);
+}
 
 static void on_pg_ackn(void *arg, int rc, const char *msg, const char *out, size_t outlen)
 {
-    struct conn *c = arg;
-    cJSON *errors = c->pg_errors;
-    c->pg_errors = NULL;
-    if (rc != 0) {
-        conn_reply_err(c, "%s", msg);
-    } else {
-        char *text = cJSON_PrintUnformatted(errors);
-        struct sbuf b;
-        sbuf_init(&b);
-        sbuf_addf(&b, "{\"acked\":%.*s,\"errors\":%s}", (int)outlen, out, text);
-        conn_reply_bulk(c, b.buf, b.len);
-        sbuf_release(&b);
-        cJSON_free(text);
-    }
-    cJSON_Delete(errors);
-    pg_end(c);
+    reply_pg_batch(arg, rc, msg, out, outlen, reply_ackn);
 }
 
 /* ACKN on PostgreSQL: one statement for every well-formed jid. */
