@@ -849,32 +849,47 @@ out:
 
 /* ---- worker verbs ---- */
 
-int spool_fetch(spool_client *c, const char *const *queues, size_t n, spool_job **job)
+/*
+ * FETCH and FETCHN: sends verb with head (FETCHN's count, or "") and the
+ * queue names ("default" when none are given). *r gets the bulk reply, or
+ * NULL when there was nothing to fetch; what names what a bulk reply holds,
+ * for the error on any other reply.
+ */
+static int fetch_roundtrip(spool_client *c, const char *verb, const char *head,
+                           const char *const *queues, size_t n, const char *what, char **r)
 {
-    if (!c || !job)
-        return SPOOL_EARG;
-    *job = NULL;
     static const char *const dflt[] = {"default"};
     if (!queues || n == 0) {
         queues = dflt;
         n = 1;
     }
     char *arg;
-    int rc = queue_line(c, "", queues, n, &arg);
+    int rc = queue_line(c, head, queues, n, &arg);
     if (rc)
         return rc;
-    char *r;
     enum reply_kind k;
-    rc = roundtrip(c, "FETCH", arg + 1, &r, &k); /* skip the leading space */
+    rc = roundtrip(c, verb, *head ? arg : arg + 1, r, &k); /* no head: skip the leading space */
     free(arg);
     if (rc)
         return rc;
+    if (k == REPLY_BULK)
+        return 0;
+    free(*r);
+    *r = NULL;
     if (k == REPLY_NULL)
         return 0;
-    if (k != REPLY_BULK) {
-        free(r);
-        return set_err(c, SPOOL_EPROTO, "FETCH: expected a job or nothing");
-    }
+    return set_err(c, SPOOL_EPROTO, "%s: expected %s or nothing", verb, what);
+}
+
+int spool_fetch(spool_client *c, const char *const *queues, size_t n, spool_job **job)
+{
+    if (!c || !job)
+        return SPOOL_EARG;
+    *job = NULL;
+    char *r;
+    int rc = fetch_roundtrip(c, "FETCH", "", queues, n, "a job", &r);
+    if (rc || !r)
+        return rc;
     rc = job_from_text_take(r, job);
     if (rc)
         return set_err(c, rc, "FETCH: the server sent a job that is not valid JSON");
@@ -964,29 +979,12 @@ int spool_fetch_many(spool_client *c, const char *const *queues, size_t n, spool
     }
     if (max > (size_t)c->fetch_max)
         max = (size_t)c->fetch_max;
-    static const char *const dflt[] = {"default"};
-    if (!queues || n == 0) {
-        queues = dflt;
-        n = 1;
-    }
     char count[24];
     snprintf(count, sizeof count, "%zu", max);
-    char *arg;
-    int rc = queue_line(c, count, queues, n, &arg);
-    if (rc)
-        return rc;
     char *r;
-    enum reply_kind k;
-    rc = roundtrip(c, "FETCHN", arg, &r, &k);
-    free(arg);
-    if (rc)
+    int rc = fetch_roundtrip(c, "FETCHN", count, queues, n, "jobs", &r);
+    if (rc || !r)
         return rc;
-    if (k == REPLY_NULL)
-        return 0;
-    if (k != REPLY_BULK) {
-        free(r);
-        return set_err(c, SPOOL_EPROTO, "FETCHN: expected jobs or nothing");
-    }
     rc = split_jobs(c, r, jobs, max);
     free(r);
     return rc;
