@@ -134,6 +134,17 @@ static int result_ok(const PGresult *res)
     return res && (PQresultStatus(res) == PGRES_TUPLES_OK || PQresultStatus(res) == PGRES_COMMAND_OK);
 }
 
+/* When the statement failed: finishes op with its error and returns 1. */
+static int op_failed(struct pgop *op, const PGresult *res, const char *err)
+{
+    if (result_ok(res))
+        return 0;
+    char msg[600];
+    result_error(res, err, msg, sizeof msg);
+    op_finish(op, -1, msg, NULL, 0);
+    return 1;
+}
+
 /* spool.unique_take's refusal; its message is the FWP error, code first. */
 #define SQLSTATE_NOT_UNIQUE "SP001"
 
@@ -190,12 +201,8 @@ static void push_done(struct pgop *op, PGresult *res, const char *err)
 
 static void pushb_done(struct pgop *op, PGresult *res, const char *err)
 {
-    char msg[600];
-    if (!result_ok(res)) {
-        result_error(res, err, msg, sizeof msg);
-        op_finish(op, -1, msg, NULL, 0);
+    if (op_failed(op, res, err))
         return;
-    }
     cJSON *errors = cJSON_CreateObject();
     for (int i = 0; i < PQntuples(res); i++)
         if (!PQgetisnull(res, i, 1)) {
@@ -211,12 +218,8 @@ static void pushb_done(struct pgop *op, PGresult *res, const char *err)
 
 static void fetch_done(struct pgop *op, PGresult *res, const char *err)
 {
-    char msg[600];
-    if (!result_ok(res)) {
-        result_error(res, err, msg, sizeof msg);
-        op_finish(op, -1, msg, NULL, 0);
+    if (op_failed(op, res, err))
         return;
-    }
     struct sbuf b;
     sbuf_init(&b);
     for (int i = 0; i < PQntuples(res); i++) {
@@ -232,13 +235,10 @@ static void apply_failure(struct pgop *op, const char *payload, size_t len, cons
 
 static void fail_read_done(struct pgop *op, PGresult *res, const char *err)
 {
-    char msg[600];
-    if (!result_ok(res)) {
-        result_error(res, err, msg, sizeof msg);
-        op_finish(op, -1, msg, NULL, 0);
+    if (op_failed(op, res, err))
         return;
-    }
     if (PQntuples(res) != 1) {
+        char msg[600];
         snprintf(msg, sizeof msg, "Job not found %.100s", op->jid);
         op_finish(op, -1, msg, NULL, 0);
         return;
@@ -248,12 +248,11 @@ static void fail_read_done(struct pgop *op, PGresult *res, const char *err)
 
 static void fail_write_done(struct pgop *op, PGresult *res, const char *err)
 {
-    char msg[600];
-    if (!result_ok(res)) {
-        result_error(res, err, msg, sizeof msg);
-        op_finish(op, -1, msg, NULL, 0);
-    } else if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
+    if (op_failed(op, res, err))
+        return;
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
         /* acknowledged, failed or expired while we decided */
+        char msg[600];
         snprintf(msg, sizeof msg, "Job not found %.100s", op->jid);
         op_finish(op, -1, msg, NULL, 0);
     } else {
@@ -280,11 +279,9 @@ static void info_done(struct pgop *op, PGresult *res, const char *err)
 
 static void plain_done(struct pgop *op, PGresult *res, const char *err)
 {
-    char msg[600];
-    if (!result_ok(res)) {
-        result_error(res, err, msg, sizeof msg);
-        op_finish(op, -1, msg, NULL, 0);
-    } else if (PQntuples(res) >= 1 && PQnfields(res) >= 1 && !PQgetisnull(res, 0, 0)) {
+    if (op_failed(op, res, err))
+        return;
+    if (PQntuples(res) >= 1 && PQnfields(res) >= 1 && !PQgetisnull(res, 0, 0)) {
         op_finish(op, 0, NULL, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
     } else {
         op_finish(op, 0, NULL, "", 0);
@@ -605,12 +602,8 @@ static void mutate_run(struct pgop *op, const char *jids_literal, const char *jo
 
 static void list_done(struct pgop *op, PGresult *res, const char *err)
 {
-    char msg[600];
-    if (!result_ok(res)) {
-        result_error(res, err, msg, sizeof msg);
-        op_finish(op, -1, msg, NULL, 0);
+    if (op_failed(op, res, err))
         return;
-    }
     struct mutate_filter f = {.glob = op->glob};
     struct sbuf scratch, out, jids;
     sbuf_init(&scratch);
@@ -740,12 +733,8 @@ struct pgop *pgsrv_mutate(struct pgsrv *p, const char *cmd, const char *state,
 
 static void workers_done(struct pgop *op, PGresult *res, const char *err)
 {
-    char msg[600];
-    if (!result_ok(res)) {
-        result_error(res, err, msg, sizeof msg);
-        op_finish(op, -1, msg, NULL, 0);
+    if (op_failed(op, res, err))
         return;
-    }
     struct strmap busy;
     strmap_init(&busy);
     for (int i = 0; i < PQntuples(res); i++)
