@@ -345,6 +345,11 @@ static int is_owned_key(const char *k, size_t n)
     return 0;
 }
 
+static int is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 /*
  * Copies the members of the JSON object text json[0..len) (already parsed,
  * so valid) into out, minus the server-owned ones, without the braces. This
@@ -356,7 +361,7 @@ static int is_owned_key(const char *k, size_t n)
 static int body_splice(const char *json, size_t len, struct sbuf *out)
 {
     const char *p = json, *end = json + len;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+    while (end > p && is_json_space(end[-1]))
         end--;
     if (p == end || *p++ != '{' || end[-1] != '}')
         return -1;
@@ -396,8 +401,7 @@ static int body_splice(const char *json, size_t len, struct sbuf *out)
             } else if (c >= '0' && c <= '9') {
                 if (++digits > 15 || (c == '0' && digits == 1 && p[-1] == '-'))
                     return -1;
-            } else if (((c == '.' || c == 'e' || c == 'E') && digits > 0) || c == ' ' || c == '\t' ||
-                       c == '\r' || c == '\n') {
+            } else if (((c == '.' || c == 'e' || c == 'E') && digits > 0) || is_json_space(c)) {
                 return -1;
             } else {
                 digits = 0;
@@ -422,11 +426,6 @@ static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_
 int job_from_cjson(cJSON *obj, int64_t now_ns, struct job **out, char *err)
 {
     return job_build(obj, NULL, 0, now_ns, out, err);
-}
-
-static int is_json_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 /*
@@ -481,7 +480,12 @@ int job_from_array_item(cJSON *item, const char *json, size_t len, size_t *pos, 
     return job_build(item, elem, elem_len, now_ns, out, err);
 }
 
-cJSON *job_parse_array(const char *json, size_t len, char *err)
+/*
+ * Parses the one JSON value that json[0..len) must hold (a job, or an array
+ * of them: `what` names it in the error). NULL with err on a \u0000 escape,
+ * a syntax error or text after the value.
+ */
+static cJSON *parse_one_value(const char *json, size_t len, const char *what, char *err)
 {
     if (job_json_has_nul(json, len)) {
         snprintf(err, JOB_ERR_MAX,
@@ -489,19 +493,25 @@ cJSON *job_parse_array(const char *json, size_t len, char *err)
         return NULL;
     }
     const char *end = NULL;
-    cJSON *arr = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    if (!arr) {
+    cJSON *v = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    if (!v) {
         size_t at = end && end >= json ? (size_t)(end - json) : 0;
         snprintf(err, JOB_ERR_MAX, "invalid JSON: syntax error at byte %zu", at);
         return NULL;
     }
     size_t at = job_json_trailing_at(json, len, end);
     if (at != len) {
-        cJSON_Delete(arr);
-        snprintf(err, JOB_ERR_MAX, "invalid JSON: unexpected text after the array at byte %zu", at);
+        cJSON_Delete(v);
+        snprintf(err, JOB_ERR_MAX, "invalid JSON: unexpected text after the %s at byte %zu", what,
+                 at);
         return NULL;
     }
-    return arr;
+    return v;
+}
+
+cJSON *job_parse_array(const char *json, size_t len, char *err)
+{
+    return parse_one_value(json, len, "array", err);
 }
 
 /* json, when not NULL, is the text obj was parsed from: the body is cut from it. */
@@ -639,7 +649,7 @@ static int job_build(cJSON *obj, const char *json, size_t json_len, int64_t now_
 size_t job_json_trailing_at(const char *json, size_t len, const char *end)
 {
     size_t at = (size_t)(end - json);
-    while (at < len && (json[at] == ' ' || json[at] == '\t' || json[at] == '\r' || json[at] == '\n'))
+    while (at < len && is_json_space(json[at]))
         at++;
     return at;
 }
@@ -661,25 +671,8 @@ int job_json_has_nul(const char *json, size_t len)
 
 int job_parse(const char *json, size_t len, int64_t now_ns, struct job **out, char *err)
 {
-    if (job_json_has_nul(json, len)) {
-        snprintf(err, JOB_ERR_MAX, "invalid JSON: strings containing \\u0000 (NUL) are not supported");
-        *out = NULL;
-        return -1;
-    }
-    const char *end = NULL;
-    cJSON *obj = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    cJSON *obj = parse_one_value(json, len, "job", err);
     if (!obj) {
-        size_t at = end && end >= json ? (size_t)(end - json) : 0;
-        snprintf(err, JOB_ERR_MAX, "invalid JSON: syntax error at byte %zu", at);
-        *out = NULL;
-        return -1;
-    }
-    while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-        end++;
-    if (end != json + len) {
-        cJSON_Delete(obj);
-        snprintf(err, JOB_ERR_MAX, "invalid JSON: unexpected text after the job at byte %zu",
-                 (size_t)(end - json));
         *out = NULL;
         return -1;
     }
