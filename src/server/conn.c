@@ -22,16 +22,17 @@ static void process_input(struct conn *c);
 
 /*
  * Plaintext replies are written as soon as they are ready instead of on the
- * loop's next turn: one writev per reply (or per command line read), and no
- * epoll change to watch for writability and another to stop watching. Only
- * what the socket does not take waits for libevent's write event, which is
- * enabled for that and disabled again once the buffer is empty (on_write).
- * Under TLS the bufferevent writes through the session as before.
+ * loop's next turn: one writev per reply, and no epoll change to watch for
+ * writability and another to stop watching. Replies to what one read
+ * brought go out together once process_input is done with it. Only what the
+ * socket does not take waits for libevent's write event, which is enabled
+ * for that and disabled again once the buffer is empty (on_write). Under
+ * TLS the bufferevent writes through the session as before.
  */
 static void flush_output(struct conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (c->srv->tls || !evbuffer_get_length(out))
+    if (c->srv->tls || c->in_process || !evbuffer_get_length(out))
         return;
     /* A socket bufferevent keeps its output's front frozen for its own write
      * callback; this write stands in for that callback. On an error the write
@@ -235,8 +236,7 @@ void conn_reply(struct conn *c, const char *data, size_t len)
     }
     bufferevent_write(c->bev, data, len);
     check_output(c);
-    if (!c->in_process)
-        flush_output(c);
+    flush_output(c);
 }
 
 void conn_reply_str(struct conn *c, const char *s)
@@ -277,8 +277,7 @@ void conn_reply_bulk(struct conn *c, const char *data, size_t len)
     evbuffer_add(out, data, len);
     evbuffer_add(out, "\r\n", 2);
     check_output(c);
-    if (!c->in_process)
-        flush_output(c);
+    flush_output(c);
 }
 
 void conn_reply_durable(struct conn *c, const char *data, size_t len, uint64_t seq)
@@ -302,8 +301,7 @@ void conn_release_durable(struct conn *c, uint64_t durable_seq)
         return;
     memmove(c->marks, c->marks + k, (c->nmarks - k) * sizeof *c->marks);
     c->nmarks -= k;
-    if (!c->in_process)
-        flush_output(c);
+    flush_output(c);
 }
 
 void conn_unblock(struct conn *c)
@@ -369,8 +367,8 @@ static void process_input(struct conn *c)
         handle_line(c, line, len);
         evbuffer_drain(in, len + eol_len);
     }
-    flush_output(c);
     c->in_process = 0;
+    flush_output(c);
     if (c->want_free) {
         c->want_free = 0;
         conn_free(c);
